@@ -1,0 +1,239 @@
+// Package hook receives GitHub webhooks: it verifies the signature, records
+// the delivery, matches pipelines and queues their runs.
+package hook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/quai-ci/quai/pipeline"
+	"github.com/quai-ci/quai/runner"
+	"github.com/quai-ci/quai/store"
+)
+
+// MaxBodyBytes is GitHub's cap on webhook payloads (25 MB): GitHub does not
+// deliver larger ones, so anything bigger is not from GitHub.
+const MaxBodyBytes = 25 << 20
+
+// zeroCommit is the "after" of a push that deleted its ref.
+const zeroCommit = "0000000000000000000000000000000000000000"
+
+// Deliveries records webhook deliveries.
+type Deliveries interface {
+	SaveDelivery(d store.Delivery) error
+	UpdateDelivery(id string, fn func(*store.Delivery) error) error
+}
+
+// Queue starts runs.
+type Queue interface {
+	Enqueue(req runner.Request) (store.Run, error)
+}
+
+// Handler serves POST /hooks/github. It is safe for concurrent use.
+type Handler struct {
+	secret     []byte
+	deliveries Deliveries
+	pipelines  func() []*pipeline.Pipeline
+	queue      Queue
+	log        *slog.Logger
+	now        func() time.Time
+}
+
+// NewHandler returns a webhook handler. secret must not be empty: an
+// unsigned webhook endpoint would let anyone start a deploy. pipelines is
+// called once per delivery and returns the pipelines loaded now.
+func NewHandler(secret []byte, d Deliveries, pipelines func() []*pipeline.Pipeline, q Queue, log *slog.Logger) (*Handler, error) {
+	if len(secret) == 0 {
+		return nil, errors.New("creating webhook handler: the webhook secret is empty; set QUAI_WEBHOOK_SECRET or let quai generate one")
+	}
+	return &Handler{secret: secret, deliveries: d, pipelines: pipelines, queue: q, log: log, now: time.Now}, nil
+}
+
+// response is the JSON body of every webhook answer, so GitHub's delivery
+// page shows what quai did with the request.
+type response struct {
+	Message string   `json:"message"`
+	Runs    []uint64 `json:"runs,omitempty"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(w, http.StatusMethodNotAllowed, response{Message: "webhooks are POST requests"})
+		return
+	}
+	status, resp := h.handle(r)
+	reply(w, status, resp)
+}
+
+func (h *Handler) handle(r *http.Request) (int, response) {
+	event := github.WebHookType(r)
+	id := github.DeliveryID(r)
+	log := h.log.With("delivery", id, "event", event)
+
+	payload, status, err := h.verify(r)
+	if err != nil {
+		log.Warn("webhook rejected", "remote", r.RemoteAddr, "error", err)
+		return status, response{Message: err.Error()}
+	}
+	if event == "" {
+		log.Warn("webhook rejected", "error", "missing X-GitHub-Event header")
+		return http.StatusBadRequest, response{Message: "missing X-GitHub-Event header"}
+	}
+	if event == "ping" {
+		log.Info("webhook ping answered")
+		return http.StatusOK, response{Message: "pong"}
+	}
+	if id == "" {
+		log.Warn("webhook rejected", "error", "missing X-GitHub-Delivery header")
+		return http.StatusBadRequest, response{Message: "missing X-GitHub-Delivery header"}
+	}
+
+	switch event {
+	case "push":
+		return h.push(log, id, payload)
+	default:
+		d := store.Delivery{ID: id, Event: event, ReceivedAt: h.now(), Result: "event not handled"}
+		return h.record(log, d, http.StatusAccepted, response{Message: fmt.Sprintf("event %q is not handled; nothing started", event)})
+	}
+}
+
+// verify reads the body within GitHub's size cap and checks its
+// X-Hub-Signature-256. The error text is safe to send back: it never
+// contains the expected digest.
+func (h *Handler) verify(r *http.Request) ([]byte, int, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over GitHub's 25 MB webhook limit", r.ContentLength)
+	}
+	sig := r.Header.Get(github.SHA256SignatureHeader)
+	if sig == "" {
+		return nil, http.StatusUnauthorized, errors.New("missing X-Hub-Signature-256 header: set a secret on the GitHub webhook (the same as quai's webhook secret)")
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded") {
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Type %q: want application/json or application/x-www-form-urlencoded", r.Header.Get("Content-Type"))
+	}
+	// go-github v60 also accepts "sha1=" and "sha512=" digests. GitHub sends
+	// only "sha256=" in X-Hub-Signature-256, so any other prefix is rejected.
+	if !strings.HasPrefix(sig, "sha256=") {
+		return nil, http.StatusUnauthorized, errors.New("invalid X-Hub-Signature-256: the value must start with \"sha256=\"")
+	}
+	body := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	payload, err := github.ValidatePayloadFromBody(mediaType, body, sig, h.secret)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, http.StatusRequestEntityTooLarge, errors.New("body is over GitHub's 25 MB webhook limit")
+	case err != nil:
+		// go-github's error quotes the sender's signature back; the fixed
+		// text keeps answers and logs free of anything the sender chose.
+		return nil, http.StatusUnauthorized, errors.New("invalid X-Hub-Signature-256: the signature does not match the body; check that the GitHub webhook's secret matches quai's webhook secret")
+	}
+	return payload, 0, nil
+}
+
+// push records a push delivery and queues a run for each matching pipeline.
+func (h *Handler) push(log *slog.Logger, id string, payload []byte) (int, response) {
+	var ev github.PushEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		log.Warn("webhook rejected", "error", err)
+		return http.StatusBadRequest, response{Message: fmt.Sprintf("invalid push payload: %v", err)}
+	}
+	p := parsePush(&ev)
+	d := store.Delivery{ID: id, Event: "push", Repo: p.repo, Ref: p.ref, Commit: p.commit, ReceivedAt: h.now()}
+	if err := h.deliveries.SaveDelivery(d); err != nil {
+		return h.saveFailed(log, d, err)
+	}
+
+	status, resp := h.startRuns(log, p, id)
+	err := h.deliveries.UpdateDelivery(id, func(d *store.Delivery) error {
+		d.Result = resp.Message
+		d.RunIDs = resp.Runs
+		return nil
+	})
+	if err != nil {
+		log.Error("recording webhook result failed", "error", err)
+	}
+	return status, resp
+}
+
+// startRuns matches the push against every loaded pipeline and queues one
+// run per match.
+func (h *Handler) startRuns(log *slog.Logger, p push, id string) (int, response) {
+	if p.deleted {
+		log.Info("webhook accepted", "repo", p.repo, "ref", p.ref, "result", "ref deleted")
+		return http.StatusAccepted, response{Message: "ref deleted; nothing started"}
+	}
+	if p.commit == "" {
+		log.Warn("webhook accepted", "repo", p.repo, "ref", p.ref, "result", "no commit")
+		return http.StatusAccepted, response{Message: "push names no commit (after and head_commit are empty); nothing started"}
+	}
+
+	ev := pipeline.PushEvent{Repo: p.repo, Ref: p.ref, DefaultBranch: p.defaultBranch}
+	var runs []uint64
+	var failed []string
+	for _, pl := range h.pipelines() {
+		if !pl.MatchesPush(ev) {
+			continue
+		}
+		run, err := h.queue.Enqueue(runner.Request{
+			Pipeline:   pl,
+			Trigger:    "push",
+			DeliveryID: id,
+			Repo:       p.repo,
+			Ref:        p.ref,
+			Commit:     p.commit,
+			CloneURL:   p.cloneURL,
+			Message:    p.message,
+			Author:     p.author,
+		})
+		if err != nil {
+			log.Error("queueing run failed", "pipeline", pl.Name, "error", err)
+			failed = append(failed, pl.Name)
+			continue
+		}
+		runs = append(runs, run.ID)
+	}
+
+	switch {
+	case len(failed) > 0:
+		return http.StatusInternalServerError, response{Message: fmt.Sprintf("queueing runs failed for pipelines %s; see quai's log", strings.Join(failed, ", ")), Runs: runs}
+	case len(runs) == 0:
+		log.Info("webhook accepted", "repo", p.repo, "ref", p.ref, "commit", p.commit, "result", "no matching pipeline")
+		return http.StatusAccepted, response{Message: fmt.Sprintf("no pipeline matches a push of %s to %s; nothing started", p.ref, p.repo)}
+	default:
+		log.Info("webhook accepted", "repo", p.repo, "ref", p.ref, "commit", p.commit, "runs", runs)
+		return http.StatusAccepted, response{Message: fmt.Sprintf("started %d run(s)", len(runs)), Runs: runs}
+	}
+}
+
+func (h *Handler) record(log *slog.Logger, d store.Delivery, status int, resp response) (int, response) {
+	if err := h.deliveries.SaveDelivery(d); err != nil {
+		return h.saveFailed(log, d, err)
+	}
+	log.Info("webhook accepted", "result", d.Result)
+	return status, resp
+}
+
+func (h *Handler) saveFailed(log *slog.Logger, d store.Delivery, err error) (int, response) {
+	if errors.Is(err, store.ErrDeliveryExists) {
+		log.Info("webhook accepted", "result", "duplicate delivery")
+		return http.StatusOK, response{Message: fmt.Sprintf("delivery %s was received before; nothing started again", d.ID)}
+	}
+	log.Error("recording webhook delivery failed", "error", err)
+	return http.StatusInternalServerError, response{Message: "recording the delivery failed; see quai's log"}
+}
+
+func reply(w http.ResponseWriter, status int, resp response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(resp)
+}

@@ -1,0 +1,185 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/quai-ci/quai/engine"
+	"github.com/quai-ci/quai/pipeline"
+	"github.com/quai-ci/quai/store"
+)
+
+// Labels quai sets on the images and containers it creates.
+const (
+	LabelPipeline = "quai.pipeline"
+	LabelRepo     = "quai.repo"
+	LabelCommit   = "quai.commit"
+	LabelRun      = "quai.run"
+	LabelApp      = "quai.app"
+)
+
+// cleanupTimeout bounds work that must finish after a run's context is
+// canceled, such as restarting the previous container.
+const cleanupTimeout = 2 * time.Minute
+
+// execute runs one job to a final status.
+func (r *Runner) execute(ctx context.Context, j job) {
+	log := r.log.With("run_id", j.run.ID, "pipeline", j.run.Pipeline, "commit", j.run.Commit)
+	out := newLogWriter(r.cfg.Store, j.run.ID, log)
+	defer out.Close()
+
+	_, err := r.cfg.Store.UpdateRun(j.run.ID, func(run *store.Run) error {
+		run.Status = store.StatusRunning
+		run.StartedAt = time.Now()
+		return nil
+	})
+	if err != nil {
+		log.Error("starting run failed", "error", err)
+		return
+	}
+	log.Info("run started", "ref", j.run.Ref)
+	started := time.Now()
+
+	err = r.steps(ctx, j, out, log)
+	status, reason := store.StatusSuccess, ""
+	switch {
+	case err == nil:
+		out.Printf("run succeeded in %s", time.Since(started).Round(time.Millisecond))
+	case ctx.Err() != nil:
+		status, reason = store.StatusCanceled, "canceled: quai is shutting down"
+		out.Printf("run canceled: %v", err)
+	default:
+		status, reason = store.StatusFailure, err.Error()
+		out.Printf("run failed: %v", err)
+	}
+	out.Close()
+	r.finish(j.run.ID, status, reason)
+	if err != nil {
+		log.Warn("run finished", "status", status, "duration", time.Since(started), "error", err)
+		return
+	}
+	log.Info("run finished", "status", status, "duration", time.Since(started))
+}
+
+// steps checks out the commit, builds its image and deploys it.
+func (r *Runner) steps(ctx context.Context, j job, out *logWriter, log *slog.Logger) error {
+	if !validCommit(j.run.Commit) {
+		return fmt.Errorf("invalid commit %q: want a full 40-character SHA", j.run.Commit)
+	}
+	dir := filepath.Join(r.cfg.Workspaces, "run-"+strconv.FormatUint(j.run.ID, 10))
+	if err := os.MkdirAll(r.cfg.Workspaces, 0o700); err != nil {
+		return fmt.Errorf("creating workspace folder %s: %w", r.cfg.Workspaces, err)
+	}
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			log.Error("removing workspace failed", "dir", dir, "error", err)
+		}
+	}()
+
+	out.Printf("checking out %s at %s", redactURL(j.run.CloneURL), j.run.Commit)
+	if err := r.cfg.Checkout(ctx, j.run.CloneURL, j.run.Commit, dir, r.cfg.GitHubToken, out); err != nil {
+		return fmt.Errorf("checking out: %w", err)
+	}
+
+	p := j.plan
+	if p.Build == nil {
+		out.Printf("pipeline has no build; nothing more to do")
+		return nil
+	}
+	image, err := r.build(ctx, j, dir, out)
+	if err != nil {
+		return err
+	}
+	log.Info("image built", "image", image)
+	if p.Deploy == nil {
+		return nil
+	}
+	return r.deploy(ctx, j, image, out, log)
+}
+
+// build builds the run's image and records its reference on the run.
+func (r *Runner) build(ctx context.Context, j job, dir string, out *logWriter) (string, error) {
+	b := j.plan.Build
+	image := b.Image + ":" + imageTag(j.run.Commit)
+	contextDir, err := within(dir, b.Context)
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w", image, err)
+	}
+	dockerfile := filepath.Join(contextDir, b.Dockerfile)
+	if data, err := os.ReadFile(dockerfile); err == nil {
+		rel := filepath.ToSlash(filepath.Join(b.Context, b.Dockerfile))
+		for _, p := range pipeline.CheckDockerfile(rel, data) {
+			out.Printf("%s", p.String())
+		}
+	}
+	out.Printf("building %s from %s (%s)", image, b.Context, b.Dockerfile)
+	_, err = r.cfg.Engine.Build(ctx, engine.BuildOptions{
+		ContextDir: contextDir,
+		Dockerfile: b.Dockerfile,
+		Tags:       []string{image, b.Image + ":" + pipeline.ImageTag(branchOf(j.run.Ref))},
+		Args:       b.Args,
+		Labels: map[string]string{
+			LabelPipeline: j.run.Pipeline,
+			LabelRepo:     j.run.Repo,
+			LabelCommit:   j.run.Commit,
+			LabelRun:      strconv.FormatUint(j.run.ID, 10),
+		},
+	}, out)
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w", image, err)
+	}
+	if _, err := r.cfg.Store.UpdateRun(j.run.ID, func(run *store.Run) error {
+		run.Image = image
+		return nil
+	}); err != nil {
+		return "", fmt.Errorf("recording image %s: %w", image, err)
+	}
+	return image, nil
+}
+
+// within resolves rel inside root and rejects paths that leave it, so a
+// pipeline cannot send files outside the checkout to the Docker daemon.
+func within(root, rel string) (string, error) {
+	p := filepath.Join(root, rel)
+	r, err := filepath.Rel(root, p)
+	if err != nil || r == ".." || (len(r) > 2 && r[:3] == ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("build context %q leaves the repository: use a path inside it", rel)
+	}
+	return p, nil
+}
+
+func validCommit(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// imageTag is the tag that identifies a commit's image.
+func imageTag(commit string) string {
+	return commit[:12]
+}
+
+// branchOf returns the branch or tag name of a full ref.
+func branchOf(ref string) string {
+	for _, prefix := range []string{"refs/heads/", "refs/tags/"} {
+		if len(ref) > len(prefix) && ref[:len(prefix)] == prefix {
+			return ref[len(prefix):]
+		}
+	}
+	return ref
+}
+
+// errUnhealthy marks a deploy whose new container never became healthy.
+var errUnhealthy = errors.New("container never became healthy")

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRolloutSaveAndLoad(t *testing.T) {
+	s, _ := openTestStore(t)
+	run := Run{Pipeline: "web", Status: StatusRunning}
+	if err := s.CreateRun(&run); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rollout(run.ID); !errors.Is(err, ErrRolloutNotFound) {
+		t.Fatalf("Rollout before any save returned %v, want ErrRolloutNotFound", err)
+	}
+
+	r := Rollout{RunID: run.ID, Pipeline: "web", Backend: "landing", NewSlot: "b", OldSlot: "a", Port: 4100}
+	r.Steps = append(r.Steps, RolloutStep{Name: "start"})
+	if err := s.SaveRollout(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Steps = append(r.Steps, RolloutStep{Name: "health"})
+	if err := s.SaveRollout(r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Rollout(run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Steps) != 2 || got.Steps[1].Name != "health" {
+		t.Errorf("steps = %+v, want start then health", got.Steps)
+	}
+	if got.Port != 4100 || got.NewSlot != "b" || got.UpdatedAt.IsZero() {
+		t.Errorf("rollout = %+v, want port 4100, new slot b and an update time", got)
+	}
+}
+
+func TestRolloutUnknownRun(t *testing.T) {
+	s, _ := openTestStore(t)
+	err := s.SaveRollout(Rollout{RunID: 42, Pipeline: "web"})
+	if !errors.Is(err, ErrRunNotFound) {
+		t.Errorf("SaveRollout for an unknown run returned %v, want ErrRunNotFound", err)
+	}
+}
+
+func TestDeploymentByID(t *testing.T) {
+	s, _ := openTestStore(t)
+	d := Deployment{Pipeline: "web", Image: "acme/web:abc", SecretIDAccessor: "acc-1"}
+	if err := s.SaveDeployment(&d); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Deployment(d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Image != d.Image || got.SecretIDAccessor != "acc-1" {
+		t.Errorf("Deployment(%d) = %+v, want the saved record", d.ID, got)
+	}
+	if _, err := s.Deployment(d.ID + 1); !errors.Is(err, ErrDeploymentNotFound) {
+		t.Errorf("Deployment of an unknown id returned %v, want ErrDeploymentNotFound", err)
+	}
+}
