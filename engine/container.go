@@ -70,11 +70,15 @@ type Container struct {
 	ID   string
 	Name string // without Docker's leading "/"
 	// Image is the image reference the container was created from.
-	Image     string
-	Labels    map[string]string
-	Running   bool
-	ExitCode  int
-	StartedAt time.Time // zero when the container never started
+	Image    string
+	Labels   map[string]string
+	Running  bool
+	ExitCode int
+	// RestartCount is how often Docker restarted the container under its
+	// restart policy: a container that keeps crashing looks running most
+	// of the time, but its count rises.
+	RestartCount int
+	StartedAt    time.Time // zero when the container never started
 	// Health is "starting", "healthy" or "unhealthy", or empty when the
 	// image defines no health check.
 	Health string
@@ -388,6 +392,7 @@ func toContainer(resp container.InspectResponse) Container {
 	if resp.ContainerJSONBase != nil {
 		c.ID = resp.ID
 		c.Name = strings.TrimPrefix(resp.Name, "/")
+		c.RestartCount = resp.RestartCount
 		if s := resp.State; s != nil {
 			c.Running = s.Running
 			c.ExitCode = s.ExitCode

@@ -23,31 +23,93 @@ const healthPoll = 200 * time.Millisecond
 // run log.
 const failedLogLines = 50
 
-// deploy replaces the app's container on a fixed published address: the
-// old container gives the address up (stopped, not removed), the new one
-// starts and must answer its health check, and only then is the old one
-// removed. When the new one fails, it is removed and the old one started
-// again, so the app comes back.
+// placed is a container that a deploy put in service.
+type placed struct {
+	name, id string
+	// slot and port are set by HAProxy rollouts.
+	slot string
+	port int
+	// replaced names the container that served before, if any.
+	replaced string
+}
+
+// credentials is what a deploy minted in Vault for its container.
+type credentials struct {
+	approle  string
+	accessor string
+}
+
+// deploy puts image in service, records the deployment, destroys the
+// Vault secret id of the container it replaced and prunes old images.
 func (r *Runner) deploy(ctx context.Context, j job, image string, out *logWriter, log *slog.Logger) error {
+	d := j.plan.Deploy
+	previous, err := r.cfg.Store.CurrentDeployment(j.run.Pipeline)
+	if err != nil && !errors.Is(err, store.ErrDeploymentNotFound) {
+		return fmt.Errorf("loading current deployment: %w", err)
+	}
+
+	env, creds, err := r.containerEnv(ctx, d, out)
+	if err != nil {
+		return err
+	}
+	var p placed
+	if d.HAProxy != nil {
+		p, err = r.rollout(ctx, j, image, env, out, log)
+	} else {
+		p, err = r.replace(ctx, j, image, env, out, log)
+	}
+	if err != nil {
+		// The secret id went to a container that is gone: destroy it.
+		r.destroySecretID(creds, out, log)
+		return err
+	}
+
+	dep := store.Deployment{
+		Pipeline:         j.run.Pipeline,
+		RunID:            j.run.ID,
+		Image:            image,
+		Commit:           j.run.Commit,
+		Container:        p.name,
+		ContainerID:      p.id,
+		Replaced:         p.replaced,
+		Trigger:          j.run.Trigger,
+		Slot:             p.slot,
+		Port:             p.port,
+		AppRole:          creds.approle,
+		SecretIDAccessor: creds.accessor,
+	}
+	if err := r.cfg.Store.SaveDeployment(&dep); err != nil {
+		return fmt.Errorf("recording deployment of %s: %w", p.name, err)
+	}
+	log.Info("deploy switched", "image", image, "container", p.name, "replaced", p.replaced)
+
+	if previous.SecretIDAccessor != "" {
+		r.destroySecretID(credentials{approle: previous.AppRole, accessor: previous.SecretIDAccessor}, out, log)
+	}
+	r.pruneImages(ctx, j.run.Pipeline, d.KeepImages, out, log)
+	return nil
+}
+
+// replace puts the new container on the fixed published address: the old
+// container gives the address up (stopped, not removed), the new one starts
+// and must answer its health check, and only then is the old one removed.
+// When the new one fails, it is removed and the old one started again, so
+// the app comes back.
+func (r *Runner) replace(ctx context.Context, j job, image string, env []string, out *logWriter, log *slog.Logger) (placed, error) {
 	d := j.plan.Deploy
 	app := d.Container
 	name := pipeline.ContainerName(app, "r"+strconv.FormatUint(j.run.ID, 10))
 	log = log.With("container", name)
 
-	env, err := r.containerEnv(ctx, d, out)
-	if err != nil {
-		return err
-	}
 	previous, err := r.serving(ctx, app)
 	if err != nil {
-		return err
+		return placed{}, err
 	}
-
 	for _, c := range previous {
 		out.Printf("stopping %s so it gives up %s", c.Name, d.Publish)
 		if err := r.cfg.Engine.Stop(ctx, c.ID, d.StopTimeout); err != nil {
 			r.restore(previous, out, log)
-			return fmt.Errorf("stopping previous container %s: %w", c.Name, err)
+			return placed{}, fmt.Errorf("stopping previous container %s: %w", c.Name, err)
 		}
 	}
 
@@ -56,7 +118,7 @@ func (r *Runner) deploy(ctx context.Context, j job, image string, out *logWriter
 		Name:        name,
 		Image:       image,
 		Env:         env,
-		Labels:      containerLabels(j, app),
+		Labels:      containerLabels(j, app, ""),
 		Port:        d.Port,
 		Publish:     publishFor(d),
 		Network:     d.Network,
@@ -65,7 +127,7 @@ func (r *Runner) deploy(ctx context.Context, j job, image string, out *logWriter
 	})
 	if err != nil {
 		r.restore(previous, out, log)
-		return fmt.Errorf("starting %s: %w", name, err)
+		return placed{}, fmt.Errorf("starting %s: %w", name, err)
 	}
 
 	url := healthURL(d)
@@ -73,33 +135,23 @@ func (r *Runner) deploy(ctx context.Context, j job, image string, out *logWriter
 	if err := r.waitHealthy(ctx, id, url, d.Health.Timeout); err != nil {
 		r.discard(id, name, out, log)
 		r.restore(previous, out, log)
-		return fmt.Errorf("deploying %s: %w", name, err)
+		return placed{}, fmt.Errorf("deploying %s: %w", name, err)
 	}
 	out.Printf("%s is healthy", name)
 
 	r.removeStale(ctx, app, id, out, log)
-	dep := store.Deployment{
-		Pipeline:    j.run.Pipeline,
-		RunID:       j.run.ID,
-		Image:       image,
-		Commit:      j.run.Commit,
-		Container:   name,
-		ContainerID: id,
-	}
+	p := placed{name: name, id: id}
 	if len(previous) > 0 {
-		dep.Replaced = previous[0].Name
+		p.replaced = previous[0].Name
 	}
-	if err := r.cfg.Store.SaveDeployment(&dep); err != nil {
-		return fmt.Errorf("recording deployment of %s: %w", name, err)
-	}
-	log.Info("deploy switched", "image", image, "replaced", dep.Replaced)
-	return nil
+	return p, nil
 }
 
 // containerEnv builds the container's environment, with freshly minted
 // AppRole credentials when the pipeline asks for them. The credentials are
-// masked in the run log and never stored.
-func (r *Runner) containerEnv(ctx context.Context, d *pipeline.Deploy, out *logWriter) ([]string, error) {
+// masked in the run log and never stored; only the secret id's accessor is
+// returned, so the secret id can be destroyed later.
+func (r *Runner) containerEnv(ctx context.Context, d *pipeline.Deploy, out *logWriter) ([]string, credentials, error) {
 	keys := make([]string, 0, len(d.Env))
 	for k := range d.Env {
 		keys = append(keys, k)
@@ -110,14 +162,14 @@ func (r *Runner) containerEnv(ctx context.Context, d *pipeline.Deploy, out *logW
 		env = append(env, k+"="+d.Env[k])
 	}
 	if d.Vault == nil {
-		return env, nil
+		return env, credentials{}, nil
 	}
 	if r.cfg.Vault == nil {
-		return nil, fmt.Errorf("pipeline asks for AppRole %q but quai has no Vault: set VAULT_ADDR and VAULT_TOKEN (or QUAI_APPROLE_ID and QUAI_APPROLE_SECRET_ID)", d.Vault.AppRole)
+		return nil, credentials{}, fmt.Errorf("pipeline asks for AppRole %q but quai has no Vault: set VAULT_ADDR and VAULT_TOKEN (or QUAI_APPROLE_ID and QUAI_APPROLE_SECRET_ID)", d.Vault.AppRole)
 	}
 	creds, err := r.cfg.Vault.IssueAppRole(ctx, d.Vault.AppRole)
 	if err != nil {
-		return nil, fmt.Errorf("issuing credentials for AppRole %q: %w", d.Vault.AppRole, err)
+		return nil, credentials{}, fmt.Errorf("issuing credentials for AppRole %q: %w", d.Vault.AppRole, err)
 	}
 	out.AddSecret(creds.RoleID)
 	out.AddSecret(creds.SecretID.Reveal())
@@ -126,17 +178,83 @@ func (r *Runner) containerEnv(ctx context.Context, d *pipeline.Deploy, out *logW
 		endpoint = r.cfg.Vault.Address()
 	}
 	out.Printf("injecting AppRole %q credentials (secret id accessor %s), VAULT_ENDPOINT=%s", d.Vault.AppRole, creds.Accessor, endpoint)
-	return append(env,
+	env = append(env,
 		"APPROLE_ID="+creds.RoleID,
 		"APPROLE_SECRET_ID="+creds.SecretID.Reveal(),
 		"VAULT_ENDPOINT="+endpoint,
-	), nil
+	)
+	return env, credentials{approle: d.Vault.AppRole, accessor: creds.Accessor}, nil
+}
+
+// destroySecretID destroys a secret id that no running container needs any
+// more, so a leaked copy stops working. A failure is reported, not fatal:
+// the deploy itself succeeded or already failed for another reason.
+func (r *Runner) destroySecretID(c credentials, out *logWriter, log *slog.Logger) {
+	if c.accessor == "" || r.cfg.Vault == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := r.cfg.Vault.DestroySecretID(ctx, c.approle, c.accessor); err != nil {
+		out.Printf("destroying the secret id with accessor %s failed: %v", c.accessor, err)
+		log.Error("destroying secret id failed", "approle", c.approle, "accessor", c.accessor, "error", err)
+		return
+	}
+	out.Printf("destroyed the secret id with accessor %s of AppRole %q", c.accessor, c.approle)
+}
+
+// pruneImages removes the images of deployments older than the newest
+// keep, unless a kept deployment uses the same image.
+func (r *Runner) pruneImages(ctx context.Context, pipelineName string, keep int, out *logWriter, log *slog.Logger) {
+	if keep <= 0 {
+		return
+	}
+	deps, err := r.cfg.Store.Deployments(pipelineName, keep+50)
+	if err != nil {
+		log.Error("listing deployments for image pruning failed", "error", err)
+		return
+	}
+	kept := map[string]bool{}
+	for i, d := range deps {
+		if i < keep {
+			kept[d.Image] = true
+			continue
+		}
+		if kept[d.Image] {
+			continue
+		}
+		kept[d.Image] = true // try each old image once
+		err := r.cfg.Engine.RemoveImage(ctx, d.Image)
+		switch {
+		case errors.Is(err, engine.ErrImageInUse):
+			log.Debug("old image still in use", "image", d.Image)
+		case err != nil:
+			log.Warn("removing old image failed", "image", d.Image, "error", err)
+		default:
+			out.Printf("removed old image %s", d.Image)
+		}
+	}
 }
 
 // serving returns the app's running containers: those quai labeled with
 // the app, and a container named exactly like the app that another tool
 // (such as Jenkins) started.
 func (r *Runner) serving(ctx context.Context, app string) ([]engine.Container, error) {
+	all, err := r.appContainers(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	var running []engine.Container
+	for _, c := range all {
+		if c.Running {
+			running = append(running, c)
+		}
+	}
+	return running, nil
+}
+
+// appContainers returns every container of the app, running or not.
+func (r *Runner) appContainers(ctx context.Context, app string) ([]engine.Container, error) {
 	all, err := r.cfg.Engine.List(ctx, map[string]string{LabelApp: app})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers of app %q: %w", app, err)
@@ -148,13 +266,7 @@ func (r *Runner) serving(ctx context.Context, app string) ([]engine.Container, e
 	case err != nil && !errors.Is(err, engine.ErrNotFound):
 		return nil, fmt.Errorf("inspecting container %q: %w", app, err)
 	}
-	var running []engine.Container
-	for _, c := range all {
-		if c.Running {
-			running = append(running, c)
-		}
-	}
-	return running, nil
+	return all, nil
 }
 
 // waitHealthy polls url until it answers 2xx, the container exits, or
@@ -166,8 +278,11 @@ func (r *Runner) waitHealthy(ctx context.Context, id, url string, timeout time.D
 	last := "no answer yet"
 	for {
 		c, err := r.cfg.Engine.Inspect(ctx, id)
-		if err == nil && !c.Running {
+		switch {
+		case err == nil && !c.Running:
 			return fmt.Errorf("%w: it exited with code %d", errUnhealthy, c.ExitCode)
+		case err == nil && c.RestartCount > 0:
+			return fmt.Errorf("%w: it exited and Docker restarted it (%d restarts so far); its output is in the run log", errUnhealthy, c.RestartCount)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -185,7 +300,7 @@ func (r *Runner) waitHealthy(ctx context.Context, id, url string, timeout time.D
 		}
 		select {
 		case <-ctx.Done():
-			if parent := context.Cause(ctx); errors.Is(parent, context.DeadlineExceeded) {
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 				return fmt.Errorf("%w: %s gave no 2xx within %s (%s)", errUnhealthy, url, timeout, last)
 			}
 			return ctx.Err()
@@ -229,13 +344,10 @@ func (r *Runner) restore(previous []engine.Container, out *logWriter, log *slog.
 func (r *Runner) removeStale(ctx context.Context, app, keep string, out *logWriter, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	all, err := r.cfg.Engine.List(ctx, map[string]string{LabelApp: app})
+	all, err := r.appContainers(ctx, app)
 	if err != nil {
 		log.Error("listing old containers failed", "error", err)
 		return
-	}
-	if foreign, err := r.cfg.Engine.Inspect(ctx, app); err == nil && foreign.Labels[LabelApp] == "" {
-		all = append(all, foreign)
 	}
 	for _, c := range all {
 		if c.ID == keep {
@@ -249,14 +361,18 @@ func (r *Runner) removeStale(ctx context.Context, app, keep string, out *logWrit
 	}
 }
 
-func containerLabels(j job, app string) map[string]string {
-	return map[string]string{
+func containerLabels(j job, app, slot string) map[string]string {
+	labels := map[string]string{
 		LabelApp:      app,
 		LabelPipeline: j.run.Pipeline,
 		LabelRepo:     j.run.Repo,
 		LabelCommit:   j.run.Commit,
 		LabelRun:      strconv.FormatUint(j.run.ID, 10),
 	}
+	if slot != "" {
+		labels[LabelSlot] = slot
+	}
+	return labels
 }
 
 func publishFor(d *pipeline.Deploy) string {

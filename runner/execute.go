@@ -22,6 +22,7 @@ const (
 	LabelCommit   = "quai.commit"
 	LabelRun      = "quai.run"
 	LabelApp      = "quai.app"
+	LabelSlot     = "quai.slot"
 )
 
 // cleanupTimeout bounds work that must finish after a run's context is
@@ -67,8 +68,12 @@ func (r *Runner) execute(ctx context.Context, j job) {
 	log.Info("run finished", "status", status, "duration", time.Since(started))
 }
 
-// steps checks out the commit, builds its image and deploys it.
+// steps checks out the commit, builds its image and deploys it; a redeploy
+// or rollback deploys the image of an earlier deployment instead.
 func (r *Runner) steps(ctx context.Context, j job, out *logWriter, log *slog.Logger) error {
+	if j.run.Deployment != 0 {
+		return r.deployAgain(ctx, j, out, log)
+	}
 	if !validCommit(j.run.Commit) {
 		return fmt.Errorf("invalid commit %q: want a full 40-character SHA", j.run.Commit)
 	}
@@ -100,7 +105,39 @@ func (r *Runner) steps(ctx context.Context, j job, out *logWriter, log *slog.Log
 	if p.Deploy == nil {
 		return nil
 	}
-	return r.deploy(ctx, j, image, out, log)
+	dctx, done := deployContext(ctx, log)
+	defer done()
+	return r.deploy(dctx, j, image, out, log)
+}
+
+// deployContext keeps a deploy going when quai shuts down: stopping half
+// way could leave the app without a container. Every wait of a deploy is
+// bounded by the pipeline's timeouts, so shutdown waits for at most those.
+// Call done when the deploy ends.
+func deployContext(ctx context.Context, log *slog.Logger) (dctx context.Context, done func()) {
+	stop := context.AfterFunc(ctx, func() {
+		log.Warn("quai is stopping; waiting for the deploy under way to finish")
+	})
+	return context.WithoutCancel(ctx), func() { stop() }
+}
+
+// deployAgain puts the image of an earlier deployment back in service,
+// with freshly minted credentials.
+func (r *Runner) deployAgain(ctx context.Context, j job, out *logWriter, log *slog.Logger) error {
+	if j.plan.Deploy == nil {
+		return fmt.Errorf("pipeline %q has no deploy block", j.plan.Name)
+	}
+	ok, err := r.cfg.Engine.ImageExists(ctx, j.run.Image)
+	if err != nil {
+		return fmt.Errorf("checking image %s: %w", j.run.Image, err)
+	}
+	if !ok {
+		return fmt.Errorf("image %s of deployment %d is no longer on this Docker host: %w", j.run.Image, j.run.Deployment, ErrImageGone)
+	}
+	out.Printf("%s of deployment %d: deploying image %s (commit %s) again", j.run.Trigger, j.run.Deployment, j.run.Image, j.run.Commit)
+	dctx, done := deployContext(ctx, log)
+	defer done()
+	return r.deploy(dctx, j, j.run.Image, out, log)
 }
 
 // build builds the run's image and records its reference on the run.

@@ -25,6 +25,11 @@ type Store interface {
 	RunsWithStatus(statuses ...store.Status) ([]store.Run, error)
 	AppendLog(runID uint64, p []byte) error
 	SaveDeployment(d *store.Deployment) error
+	Run(id uint64) (store.Run, error)
+	Deployment(id uint64) (store.Deployment, error)
+	Deployments(pipeline string, limit int) ([]store.Deployment, error)
+	CurrentDeployment(pipeline string) (store.Deployment, error)
+	SaveRollout(r store.Rollout) error
 }
 
 // Engine builds images and runs containers.
@@ -37,12 +42,15 @@ type Engine interface {
 	Inspect(ctx context.Context, nameOrID string) (engine.Container, error)
 	List(ctx context.Context, labels map[string]string) ([]engine.Container, error)
 	Logs(ctx context.Context, nameOrID string, n int) (string, error)
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	RemoveImage(ctx context.Context, ref string) error
 }
 
 // Vault mints AppRole credentials for app containers.
 type Vault interface {
 	Address() string
 	IssueAppRole(ctx context.Context, role string) (vault.Credentials, error)
+	DestroySecretID(ctx context.Context, role, accessor string) error
 }
 
 // CheckoutFunc fetches exactly commit from url into dir.
@@ -56,6 +64,9 @@ type Config struct {
 	// Vault is nil when quai has no Vault configured; a pipeline that asks
 	// for AppRole credentials then fails with a message saying so.
 	Vault Vault
+	// HAProxy returns a client for an HAProxy admin socket. Nil: pipelines
+	// with a deploy.haproxy block fail.
+	HAProxy func(socket string) HAProxy
 	// Workspaces is the folder per-run checkouts are made in.
 	Workspaces string
 	// GitHubToken, when set, authenticates https clones of private
@@ -80,6 +91,11 @@ type Request struct {
 	CloneURL string
 	Message  string
 	Author   string
+	// Deployment, for a redeploy or rollback, is the deployment whose image
+	// goes back in service; the run then neither checks out nor builds.
+	Deployment uint64
+	// Image is the image of Deployment.
+	Image string
 }
 
 // job is a queued run with the pipeline definition it started with.
@@ -100,6 +116,8 @@ type Runner struct {
 	busy    map[string]bool  // pipelines with a run executing
 	running int
 	wake    chan struct{}
+
+	backends backendLocks
 }
 
 // New returns a runner; nothing executes until Run is called.
@@ -137,6 +155,8 @@ func (r *Runner) Enqueue(req Request) (store.Run, error) {
 		CloneURL:   cloneURL(req.Pipeline, req.CloneURL),
 		Message:    req.Message,
 		Author:     req.Author,
+		Deployment: req.Deployment,
+		Image:      req.Image,
 	}
 	if err := r.cfg.Store.CreateRun(&run); err != nil {
 		return store.Run{}, fmt.Errorf("queueing run of pipeline %q: %w", req.Pipeline.Name, err)

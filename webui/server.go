@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/quai-ci/quai/pipeline"
 	"github.com/quai-ci/quai/store"
 )
 
@@ -38,6 +39,10 @@ type Runs interface {
 // Config holds the server's dependencies.
 type Config struct {
 	Runs Runs
+	// Pipelines returns the pipelines loaded now.
+	Pipelines   func() []*pipeline.Pipeline
+	Deployments Deployments
+	Deploys     Deploys
 	// Webhook serves POST /hooks/github.
 	Webhook http.Handler
 	Log     *slog.Logger
@@ -70,6 +75,10 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET /api/runs", s.apiRuns)
 	s.handle("GET /api/runs/{id}", s.apiRun)
 	s.handle("GET /api/runs/{id}/log", s.apiRunLog)
+	s.handle("GET /api/pipelines", s.apiPipelines)
+	s.handle("GET /api/pipelines/{name}/deployments", s.apiDeployments)
+	s.handle("POST /api/pipelines/{name}/redeploy", s.apiRedeploy)
+	s.handle("POST /api/pipelines/{name}/rollback", s.apiRollback)
 	return s, nil
 }
 

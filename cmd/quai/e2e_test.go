@@ -95,6 +95,7 @@ deploy:
 	if len(first) != 1 {
 		t.Fatalf("containers of %s after the first deploy: %v, want 1", name, first)
 	}
+	firstEnv := containerEnv(t, first[0])
 
 	// Second deploy: version 2 serves and the first container is gone.
 	repo.write(t, "www/index.html", "<p>hello from quai, version 2</p>\n")
@@ -107,6 +108,9 @@ deploy:
 	second := containersOf(t, name)
 	if len(second) != 1 || second[0] == first[0] {
 		t.Fatalf("containers of %s after the second deploy: %v, want one other than %v", name, second, first)
+	}
+	if err := v.Login(firstEnv["APPROLE_ID"], firstEnv["APPROLE_SECRET_ID"]); err == nil {
+		t.Errorf("the replaced container's secret id still logs in to Vault, want it destroyed")
 	}
 
 	// A broken Dockerfile fails the build; version 2 keeps serving.
@@ -137,6 +141,22 @@ deploy:
 		t.Errorf("containers of %s after the failed deploy: %v, want only %v", name, after, second)
 	}
 
+	// An image that exits at once is restarted by its restart policy; the
+	// deploy fails on the first restart instead of waiting out the timeout.
+	repo.write(t, "Dockerfile", "ARG BASE\nFROM ${BASE}\nCMD [\"sh\", \"-c\", \"echo crashing; exit 3\"]\n")
+	c5 := repo.commit(t, "crash loop")
+	run5 := d.push(t, "acme/hello", "refs/heads/main", c5, repo.dir)
+	crashed := d.waitRun(t, run5, "failure")
+	if !strings.Contains(crashed.Error, "restarted") {
+		t.Errorf("crashing deploy says %q, want it to say Docker restarted it", crashed.Error)
+	}
+	if log := d.runLog(t, run5); !strings.Contains(log, "crashing") {
+		t.Errorf("run log lacks the crashing container's output:\n%s", log)
+	}
+	if body := get(t, appURL); !strings.Contains(body, "version 2") {
+		t.Fatalf("app answered %q after a crashing deploy, want version 2", body)
+	}
+
 	// The injected credentials are never written to quai's log, a run log
 	// or the database.
 	env := containerEnv(t, second[0])
@@ -148,7 +168,7 @@ deploy:
 		if strings.Contains(d.logs.String(), value) {
 			t.Errorf("quai's log contains the value of %s", key)
 		}
-		for _, run := range []uint64{run1, run2, run3, run4} {
+		for _, run := range []uint64{run1, run2, run3, run4, run5} {
 			if strings.Contains(d.runLog(t, run), value) {
 				t.Errorf("run %d's log contains the value of %s", run, key)
 			}
@@ -166,6 +186,69 @@ deploy:
 	}
 	if err := v.Login(env["APPROLE_ID"], env["APPROLE_SECRET_ID"]); err != nil {
 		t.Errorf("credentials of the serving container do not log in: %v", err)
+	}
+
+	// Roll back to the first deployment: version 1 serves again, with new
+	// credentials, and version 2's secret id stops working.
+	var deps []struct {
+		ID    uint64 `json:"id"`
+		RunID uint64 `json:"run_id"`
+		Kept  bool   `json:"kept"`
+	}
+	d.getJSON(t, "/api/pipelines/hello/deployments", &deps)
+	if len(deps) != 2 || deps[1].RunID != run1 || !deps[1].Kept {
+		t.Fatalf("deployments = %+v, want two, the older one from run %d and kept", deps, run1)
+	}
+	status, answer := d.post(t, "/api/pipelines/hello/rollback", fmt.Sprintf(`{"deployment": "%d"}`, deps[1].ID))
+	if status != http.StatusAccepted {
+		t.Fatalf("rollback answered %d %s, want 202", status, answer)
+	}
+	var rollback apiRun
+	if err := json.Unmarshal([]byte(answer), &rollback); err != nil {
+		t.Fatal(err)
+	}
+	d.waitRun(t, rollback.ID, "success")
+	if body := get(t, appURL); !strings.Contains(body, "version 1") {
+		t.Fatalf("app answered %q after the rollback, want version 1", body)
+	}
+	if err := v.Login(env["APPROLE_ID"], env["APPROLE_SECRET_ID"]); err == nil {
+		t.Errorf("version 2's secret id still logs in after the rollback, want it destroyed")
+	}
+	rolledBack := containersOf(t, name)
+	rolledEnv := containerEnv(t, rolledBack[0])
+	if rolledEnv["APPROLE_SECRET_ID"] == firstEnv["APPROLE_SECRET_ID"] {
+		t.Errorf("the rollback reused the first deploy's secret id, want a new one")
+	}
+
+	// Redeploy: the same image again in a new container.
+	status, answer = d.post(t, "/api/pipelines/hello/redeploy", `{}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("redeploy answered %d %s, want 202", status, answer)
+	}
+	var redeploy apiRun
+	if err := json.Unmarshal([]byte(answer), &redeploy); err != nil {
+		t.Fatal(err)
+	}
+	d.waitRun(t, redeploy.ID, "success")
+	if body := get(t, appURL); !strings.Contains(body, "version 1") {
+		t.Fatalf("app answered %q after the redeploy, want version 1", body)
+	}
+	if after := containersOf(t, name); len(after) != 1 || after[0] == rolledBack[0] {
+		t.Errorf("containers after the redeploy: %v, want one new container", after)
+	}
+
+	// Bad requests are refused with a reason.
+	for _, tc := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/api/pipelines/hello/rollback", `{"deployment": "999"}`, http.StatusNotFound},
+		{"/api/pipelines/hello/rollback", `{"deployment": "x"}`, http.StatusBadRequest},
+		{"/api/pipelines/nope/redeploy", `{}`, http.StatusNotFound},
+	} {
+		if status, answer := d.post(t, tc.path, tc.body); status != tc.want {
+			t.Errorf("POST %s %s answered %d %s, want %d", tc.path, tc.body, status, answer, tc.want)
+		}
 	}
 }
 
@@ -412,6 +495,21 @@ func (d *daemon) waitRun(t *testing.T, id uint64, want string) apiRun {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// post sends a JSON body and returns the status and the answer.
+func (d *daemon) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(d.url+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func (d *daemon) runs(t *testing.T) []apiRun {

@@ -21,8 +21,9 @@ const usage = `quai: a CI/CD daemon for one Docker host.
 
 Usage:
   quai serve [flags]          run the daemon (webhooks, runs, web UI)
-  quai validate [DIR]         check every pipeline file in DIR (default ./pipelines.d)
+  quai validate [--online] [DIR]  check every pipeline file in DIR (default ./pipelines.d)
   quai push [flags] REPO_DIR  send a signed push webhook for a local git repository
+  quai haproxy [DIR]          print the haproxy.cfg lines the pipelines in DIR need
   quai version                print the version
 
 Run "quai COMMAND -h" for a command's flags.
@@ -59,7 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "serve":
 		return serve(ctx, args[1:], stderr, getenv)
 	case "validate":
-		return validate(args[1:], stdout, stderr)
+		return validate(ctx, args[1:], stdout, stderr)
+	case "haproxy":
+		return haproxyLines(args[1:], stdout, stderr)
 	case "push":
 		return push(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":

@@ -22,6 +22,7 @@ import (
 
 	"github.com/quai-ci/quai/engine"
 	"github.com/quai-ci/quai/git"
+	"github.com/quai-ci/quai/haproxy"
 	"github.com/quai-ci/quai/hook"
 	"github.com/quai-ci/quai/pipeline"
 	"github.com/quai-ci/quai/runner"
@@ -128,11 +129,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		Engine:      eng,
 		Checkout:    git.Checkout,
 		Vault:       rv,
+		HAProxy:     func(socket string) runner.HAProxy { return haproxy.New(socket, 0) },
 		Workspaces:  filepath.Join(c.data, "workspaces"),
 		GitHubToken: c.githubToken,
 		MaxRuns:     c.maxRuns,
 		Log:         log,
 	})
+	_ = checkHAProxy(ctx, pipelines, log)
 	if err := rn.Recover(pipelines); err != nil {
 		return err
 	}
@@ -140,7 +143,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		return err
 	}
-	ui, err := webui.New(webui.Config{Runs: st, Webhook: wh, Log: log, Version: versionString()})
+	ui, err := webui.New(webui.Config{
+		Runs:        st,
+		Pipelines:   func() []*pipeline.Pipeline { return pipelines },
+		Deployments: st,
+		Deploys:     rn,
+		Webhook:     wh,
+		Log:         log,
+		Version:     versionString(),
+	})
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +15,13 @@ import (
 
 // validate loads every pipeline file and prints each problem as
 // file:line:column: message. It fails when any problem is an error.
-func validate(args []string, stdout, stderr io.Writer) error {
+func validate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	online := fs.Bool("online", false, "also check through each HAProxy admin socket that the backends and slots exist")
 	source := fs.String("source", "", "a local checkout to check each pipeline's Dockerfile in (default: the pipeline's clone_url when it is a local path)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: quai validate [--source DIR] [DIR]\n\nChecks every *.yml and *.yaml file in DIR (default ./pipelines.d), and the\nDockerfiles it can find locally for syntax the classic builder does not support.")
+		fmt.Fprintln(stderr, "Usage: quai validate [--online] [--source DIR] [DIR]\n\nChecks every *.yml and *.yaml file in DIR (default ./pipelines.d), and the\nDockerfiles it can find locally for syntax the classic builder does not support.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +48,15 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	}
 	if pipeline.HasErrors(problems) {
 		return exitError(1)
+	}
+	if *online {
+		findings := checkHAProxy(ctx, pipelines, slog.New(slog.DiscardHandler))
+		for _, f := range findings {
+			fmt.Fprintln(stderr, f)
+		}
+		if len(findings) > 0 {
+			return exitError(1)
+		}
 	}
 	for _, p := range pipelines {
 		fmt.Fprintf(stdout, "%s: pipeline %q is valid\n", p.File, p.Name)
