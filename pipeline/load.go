@@ -25,7 +25,7 @@ func LoadDir(dir string) (pipelines []*Pipeline, problems []Problem, err error) 
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading pipeline directory %q: %w "+
-			"(create it or pass --pipelines with the directory that contains the pipeline files)", dir, err)
+			"(create it, or name the folder that holds the pipeline files)", dir, err)
 	}
 
 	var results []parsed

@@ -36,7 +36,7 @@ type rolloutOptions struct {
 }
 
 type rolloutEnv struct {
-	t       *testing.T
+	t       testing.TB
 	store   *store.Store
 	engine  *engine.Engine
 	haproxy *testenv.HAProxy
@@ -50,7 +50,7 @@ type rolloutEnv struct {
 	jenkinsPort int
 }
 
-func newRolloutEnv(t *testing.T, opts rolloutOptions) *rolloutEnv {
+func newRolloutEnv(t testing.TB, opts rolloutOptions) *rolloutEnv {
 	t.Helper()
 	base := testenv.BusyboxImage(t)
 	ctx := context.Background()
@@ -141,7 +141,7 @@ func newRolloutEnv(t *testing.T, opts rolloutOptions) *rolloutEnv {
 
 // buildAppServer compiles testdata/appserver, a static HTTP server that
 // keeps connections alive, to path.
-func buildAppServer(t *testing.T, path string) {
+func buildAppServer(t testing.TB, path string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -596,7 +596,7 @@ func names(list []engine.Container) []string {
 	return out
 }
 
-func inspectEnv(t *testing.T, id string) map[string]string {
+func inspectEnv(t testing.TB, id string) map[string]string {
 	t.Helper()
 	out, err := exec.Command("docker", "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", id).Output()
 	if err != nil {
@@ -611,7 +611,7 @@ func inspectEnv(t *testing.T, id string) map[string]string {
 	return env
 }
 
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	t.Helper()
 	port, err := freeLoopbackPort(0)
 	if err != nil {
@@ -620,7 +620,7 @@ func freeTCPPort(t *testing.T) int {
 	return port
 }
 
-func gitIn(t *testing.T, dir string, args ...string) string {
+func gitIn(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
 	if err != nil {
@@ -629,7 +629,7 @@ func gitIn(t *testing.T, dir string, args ...string) string {
 	return string(out)
 }
 
-func writeText(t *testing.T, path, content string) {
+func writeText(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -639,7 +639,7 @@ func writeText(t *testing.T, path, content string) {
 	}
 }
 
-func copyTree(t *testing.T, from, to string) {
+func copyTree(t testing.TB, from, to string) {
 	t.Helper()
 	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -54,7 +54,7 @@ func (g *gate) checkout(pl string) CheckoutFunc {
 	}
 }
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	s, err := store.Open(filepath.Join(t.TempDir(), "quai.db"))
 	if err != nil {
@@ -69,7 +69,7 @@ func commitOf(n int) string {
 }
 
 // startRunner runs r until the test ends.
-func startRunner(t *testing.T, r *Runner) {
+func startRunner(t testing.TB, r *Runner) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -82,7 +82,7 @@ func startRunner(t *testing.T, r *Runner) {
 	})
 }
 
-func waitStatus(t *testing.T, s *store.Store, id uint64, want store.Status) store.Run {
+func waitStatus(t testing.TB, s *store.Store, id uint64, want store.Status) store.Run {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
