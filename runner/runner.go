@@ -30,6 +30,7 @@ type Store interface {
 	Deployments(pipeline string, limit int) ([]store.Deployment, error)
 	CurrentDeployment(pipeline string) (store.Deployment, error)
 	SaveRollout(r store.Rollout) error
+	Rollout(runID uint64) (store.Rollout, error)
 }
 
 // Engine builds images and runs containers.
@@ -186,6 +187,11 @@ func (r *Runner) Recover(pipelines []*pipeline.Pipeline) error {
 			continue
 		}
 		reason := "interrupted: quai stopped while this run was running"
+		if ro, err := r.cfg.Store.Rollout(run.ID); err == nil && len(ro.Steps) > 0 {
+			last := ro.Steps[len(ro.Steps)-1]
+			reason = fmt.Sprintf("interrupted: quai stopped during rollout step %q (%s); check backend %s and containers %s and %s",
+				last.Name, last.Detail, ro.Backend, ro.NewContainer, ro.OldContainer)
+		}
 		if p == nil {
 			reason = fmt.Sprintf("pipeline %q is no longer loaded", run.Pipeline)
 		}

@@ -204,6 +204,30 @@ func TestRecoverSettlesInterruptedRuns(t *testing.T) {
 	waitStatus(t, s, queued.ID, store.StatusSuccess)
 }
 
+func TestRecoverNamesRolloutStep(t *testing.T) {
+	s := openStore(t)
+	p := &pipeline.Pipeline{Name: "a", Repo: "acme/a"}
+	run := store.Run{Pipeline: "a", Status: store.StatusRunning, Commit: commitOf(0)}
+	if err := s.CreateRun(&run); err != nil {
+		t.Fatal(err)
+	}
+	ro := store.Rollout{RunID: run.ID, Pipeline: "a", Backend: "web", NewContainer: "a-b-r1", OldContainer: "a-a-r0",
+		Steps: []store.RolloutStep{{Name: "start"}, {Name: "drain", Detail: "waiting for web/a"}}}
+	if err := s.SaveRollout(ro); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{Store: s, Workspaces: t.TempDir()})
+	if err := r.Recover([]*pipeline.Pipeline{p}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, s, run.ID, store.StatusFailure)
+	for _, want := range []string{`rollout step "drain"`, "backend web", "a-b-r1", "a-a-r0"} {
+		if !strings.Contains(got.Error, want) {
+			t.Errorf("reason %q lacks %q", got.Error, want)
+		}
+	}
+}
+
 func TestRunRejectsInvalidCommit(t *testing.T) {
 	s := openStore(t)
 	g := newGate()
