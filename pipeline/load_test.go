@@ -583,7 +583,7 @@ func TestLoadDirMissing(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error %v does not wrap fs.ErrNotExist", err)
 	}
-	for _, part := range []string{dir, "create it", "--pipelines"} {
+	for _, part := range []string{dir, "create it", "name the folder"} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error %q does not contain %q", err, part)
 		}
