@@ -201,14 +201,30 @@ func (d *decoder) duration(path string, n *yaml.Node) (time.Duration, bool) {
 	return v, true
 }
 
-// stringList decodes a list of strings. Null is an empty list.
-func (d *decoder) stringList(path string, n *yaml.Node) ([]string, bool) {
+// bool decodes a YAML boolean: true or false.
+func (d *decoder) bool(path string, n *yaml.Node) (bool, bool) {
+	n = deref(n)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		d.errorf(n, "%s: expected true or false, got %s", path, describe(n))
+		return false, false
+	}
+	var v bool
+	if err := n.Decode(&v); err != nil {
+		d.errorf(n, "%s: invalid boolean %s, use true or false", path, n.Value)
+		return false, false
+	}
+	return v, true
+}
+
+// stringList decodes a list of strings. Null is an empty list. example is
+// a list shown when n is not one, such as ["main"].
+func (d *decoder) stringList(path string, n *yaml.Node, example string) ([]string, bool) {
 	n = deref(n)
 	if isNull(n) {
 		return nil, true
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "%s: expected a list such as [\"main\"], got %s", path, describe(n))
+		d.errorf(n, "%s: expected a list such as %s, got %s", path, example, describe(n))
 		return nil, false
 	}
 	list := make([]string, 0, len(n.Content))
@@ -224,17 +240,27 @@ func (d *decoder) stringList(path string, n *yaml.Node) ([]string, bool) {
 // stringMap decodes a mapping of names to strings, checking each name with
 // validName. Null is an empty map.
 func (d *decoder) stringMap(path string, n *yaml.Node, validName func(string) error) (map[string]string, bool) {
+	out, _, ok := decodeMap(d, path, n, validName, d.str)
+	return out, ok
+}
+
+// decodeMap decodes a mapping of names to values of type V, checking each
+// name with validName and decoding each value with value. Null is an empty
+// map. keys holds the key node of each name, for errors that involve
+// another mapping.
+func decodeMap[V any](d *decoder, path string, n *yaml.Node, validName func(string) error,
+	value func(path string, n *yaml.Node) (V, bool),
+) (out map[string]V, keys map[string]*yaml.Node, ok bool) {
 	n = deref(n)
+	out, keys = map[string]V{}, map[string]*yaml.Node{}
 	if isNull(n) {
-		return map[string]string{}, true
+		return out, keys, true
 	}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, "%s: expected a mapping of names to values, got %s", path, describe(n))
-		return nil, false
+		return nil, keys, false
 	}
-	out := make(map[string]string, len(n.Content)/2)
-	seen := map[string]*yaml.Node{}
-	ok := true
+	ok = true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
 		name, keyOK := d.mappingKey(path, k)
@@ -242,21 +268,21 @@ func (d *decoder) stringMap(path string, n *yaml.Node, validName func(string) er
 			ok = false
 			continue
 		}
-		if prev, dup := seen[name]; dup {
+		if prev, dup := keys[name]; dup {
 			d.errorf(k, "%s: duplicate key, first set at line %d", join(path, name), prev.Line)
 			ok = false
 			continue
 		}
-		seen[name] = k
+		keys[name] = k
 		if err := validName(name); err != nil {
 			d.errorf(k, "%s: %v", join(path, name), err)
 			ok = false
 		}
-		s, valueOK := d.str(join(path, name), v)
+		val, valueOK := value(join(path, name), v)
 		ok = ok && valueOK
-		out[name] = s
+		out[name] = val
 	}
-	return out, ok
+	return out, keys, ok
 }
 
 // deref follows aliases to the node they name. yaml.v3 rejects an alias to
@@ -320,6 +346,21 @@ func findKey(n *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := deref(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
 			return k
+		}
+	}
+	return nil
+}
+
+// findValue returns the value of key in mapping n, aliases followed, or
+// nil.
+func findValue(n *yaml.Node, key string) *yaml.Node {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := deref(n.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return deref(n.Content[i+1])
 		}
 	}
 	return nil

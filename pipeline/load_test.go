@@ -35,7 +35,10 @@ func readTestdata(t *testing.T, path string) []byte {
 func TestParseInvalid(t *testing.T) {
 	const containerRule = `use 2 to 63 letters, digits, "_", "." or "-", starting with a letter or digit`
 	const envRule = `use letters, digits and "_", not starting with a digit`
-	const deployKeys = "container, port, publish, network, health, env, vault, restart, stop_timeout, haproxy, keep_images"
+	const cronRule = `expected five fields (minute hour day-of-month month day-of-week) such as ` +
+		`"30 2 * * *", or @hourly, @daily, @weekly, @monthly, @yearly or "@every 6h"`
+	const deployKeys = "container, port, publish, network, health, env, vault, secrets, restart, " +
+		"stop_timeout, haproxy, keep_images"
 	tests := []struct {
 		file string
 		want []string
@@ -115,7 +118,7 @@ func TestParseInvalid(t *testing.T) {
 		{"glob.yml", []string{
 			`4:24: on.push.branches[1]: invalid pattern "release/[0-9", ` +
 				`check that every [ and { is closed and \ escapes a character`,
-			`4:40: on.push.branches[2]: invalid pattern "!main", negated patterns are not supported`,
+			`4:40: on.push.branches[2]: invalid pattern "!main", negated patterns are not supported, use the matching _ignore key`,
 			"4:49: on.push.branches[3]: empty pattern, remove it or write a branch name",
 			`5:12: on.push.tags[0]: invalid pattern "v{1,2", ` +
 				`check that every [ and { is closed and \ escapes a character`,
@@ -197,6 +200,135 @@ func TestParseInvalid(t *testing.T) {
 			`10:14: deploy.haproxy.servers: the two servers must differ, both are "web_a"`,
 		}},
 
+		// Steps.
+		{"steps.yml", []string{
+			`3:5: steps[0]: missing required key "image", for example "image: busybox:stable"`,
+			`4:5: unknown key "imgae" in steps[0], did you mean "image"?`,
+			`6:11: steps[1].name: duplicate step name "test", first used at line 3, rename one of them`,
+			`8:15: steps[1].commands: no commands listed, add at least one such as "make test"`,
+			`9:11: steps[2].name: invalid step name "Lint Code", use at most 63 letters, digits, "_", "." ` +
+				`or "-", starting with a letter or digit, such as "unit-tests"`,
+			`10:12: steps[2].image: invalid image "golang:1.26:extra", it has more than one tag`,
+			`11:15: steps[2].commands: expected a list such as ["make test"], got the string "make lint"`,
+			`12:5: steps[3]: missing required key "name", for example "name: test"`,
+			"13:22: steps[3].commands[1]: empty command, remove it",
+			"15:7: steps[3].env.CI: variable CI is set by quai for every step, use another name",
+			"16:7: steps[3].env.QUAI_RUN_ID: variable QUAI_RUN_ID is set by quai for every step, use another name",
+			"19:14: steps[3].timeout: invalid duration 90, add a unit such as 90s",
+			`21:12: steps[4].image: invalid image "$image", the only image variable is "$build", ` +
+				"the image this run builds",
+			"26:7: steps[4].secrets.TOKEN: also set in steps[4].env, remove one of them",
+			`28:7: unknown key "branch" in steps[4].when, did you mean "branches"?`,
+			`29:22: steps[4].when.events[1]: invalid value "deploy", expected one of "push", "tag", ` +
+				`"pull_request", "schedule", "manual"`,
+			`30:16: steps[4].when.status[0]: invalid value "failed", expected one of "success", "failure"`,
+			`31:13: steps[4].when.tags: expected a list such as ["v*"], got the string "v*"`,
+		}},
+		{"steps-shape.yml", []string{
+			"3:3: steps: expected a list of steps, each a mapping with name, image and commands, got a mapping"}},
+		{"steps-build.yml", []string{
+			`5:12: steps[0].image: "$build" is the image this run builds, but the pipeline has no build ` +
+				"block: add one or use another image",
+			"7:14: warning: steps[0].timeout: 10m0s is longer than the run timeout 5m0s, which ends the step first",
+			`8:5: steps[1]: missing required key "name", for example "name: test"`,
+			`8:5: steps[1]: missing required key "image", for example "image: busybox:stable"`,
+			`8:5: steps[1]: missing required key "commands", for example "commands: [\"make test\"]"`,
+		}},
+
+		// Secrets.
+		{"secrets.yml", []string{
+			`6:3: warning: build.secrets: build arguments stay in the image history, where "docker history" ` +
+				"shows them to anyone who can pull the image, so prefer step secrets or deploy.secrets",
+			"7:5: build.secrets.TOKEN: also set in build.args, remove one of them",
+			`8:13: build.secrets.NO_KEY: invalid secret reference "ci/npm", add the key after "#", ` +
+				`as in "app/db#password"`,
+			`9:16: build.secrets.EMPTY_KEY: invalid secret reference "ci/npm#", add the key after "#", ` +
+				`as in "app/db#password"`,
+			`10:14: build.secrets.NO_PATH: invalid secret reference "#token", the path before "#" is empty`,
+			`11:18: build.secrets.EMPTY_MOUNT: invalid secret reference ":ci/npm#token", the mount before ":" ` +
+				`is empty, remove ":" to read from the secret mount`,
+			`12:16: build.secrets.BAD_MOUNT: invalid secret reference "kv v2:ci/npm#token", it contains white space`,
+			`13:17: build.secrets.BAD_MOUNT2: invalid secret reference "/kv:ci/npm#token", mount "/kv" must be ` +
+				`names of letters, digits, "_", "." or "-" separated by "/"`,
+			`14:15: build.secrets.TWO_KEYS: invalid secret reference "ci/npm#a#b", it contains more than one "#"`,
+			`15:11: build.secrets.DOTS: invalid secret reference "ci/../npm#token", path "ci/../npm" must be ` +
+				`names separated by single "/", without "." or ".." and without a "/" at either end`,
+			`16:12: build.secrets.SLASH: invalid secret reference "/ci/npm#token", path "/ci/npm" must be ` +
+				`names separated by single "/", without "." or ".." and without a "/" at either end`,
+			`17:5: build.secrets.1BAD: invalid variable name "1BAD", ` + envRule,
+			"27:5: deploy.secrets.APP_ENV: also set in deploy.env, remove one of them",
+			"28:5: deploy.secrets.APPROLE_ID: conflicts with deploy.vault, which sets APPROLE_ID, " +
+				"remove it from secrets",
+			"29:11: deploy.secrets.LIST: expected a string, got a list",
+			"30:11: deploy.secrets.EMPTY: value is empty, set a value or remove the key",
+		}},
+
+		// Triggers.
+		{"schedule.yml", []string{
+			`4:13: on.schedule[0].cron: invalid cron spec "30 2 * *" (expected exactly 5 fields, found 4: ` +
+				"[30 2 * *]), " + cronRule,
+			`5:13: on.schedule[1].cron: invalid cron spec "61 * * * *" (end of range (61) above maximum (59): ` +
+				"61), " + cronRule,
+			`6:13: on.schedule[2].cron: invalid cron spec "CRON_TZ=Europe/Paris 30 2 * * *", ` +
+				"set the time zone with the timezone key instead",
+			`7:13: on.schedule[3].cron: invalid cron spec "@every 10s", @every needs at least 1m between runs`,
+			`8:13: on.schedule[4].cron: invalid cron spec "0 0 30 2 *", it matches no date, ` +
+				"check the day of month and month",
+			`10:17: on.schedule[5].timezone: unknown time zone "Europe/Pariss", ` +
+				"use an IANA name such as Europe/Paris or UTC",
+			`12:17: on.schedule[6].timezone: invalid time zone "Local", which depends on the machine quai ` +
+				"runs on, name a zone such as Europe/Paris or UTC",
+			`14:15: on.schedule[7].branch: invalid branch "refs/heads/main", ` +
+				"write the branch name without refs/heads/",
+			`16:15: on.schedule[8].branch: invalid branch "feature/*", git does not accept it as a branch ` +
+				"name (see git check-ref-format)",
+			`17:7: on.schedule[9]: missing required key "cron", for example "cron: \"0 3 * * *\""`,
+			`19:7: unknown key "tz" in on.schedule[10], known keys are cron, timezone, branch`,
+		}},
+		{"schedule-shape.yml", []string{
+			`3:13: on.schedule: expected a list of schedules such as [{cron: "0 3 * * *"}], ` +
+				`got the string "@daily"`}},
+		{"pull-request.yml", []string{
+			`4:16: on.pull_request.branches[0]: invalid pattern "[main", ` +
+				`check that every [ and { is closed and \ escapes a character`,
+			`5:21: on.pull_request.types[1]: invalid value "merged", expected one of "opened", "synchronize", ` +
+				`"reopened", "closed", "edited", "ready_for_review", "labeled", "unlabeled"`,
+			`6:13: on.pull_request.paths[0]: invalid pattern "/src/**", changed paths are relative to the ` +
+				"repository root, remove the leading /",
+			`6:24: warning: on.pull_request.paths[1]: changed paths never start with "./", so "./docs/**" ` +
+				`matches nothing, write "docs/**"`,
+			`7:19: on.pull_request.paths_ignore: expected a list such as ["src/**"], got the string ""`,
+			`8:13: on.pull_request.deploy: expected true or false, got the string "yes"`,
+			`9:5: unknown key "fork" in on.pull_request, known keys are branches, types, paths, paths_ignore, deploy`,
+		}},
+		{"pull-request-types.yml", []string{
+			"4:12: on.pull_request.types: empty list, so no pull request starts the pipeline, " +
+				"remove types to start on opened, synchronize and reopened"}},
+		{"push-filters.yml", []string{
+			`4:23: on.push.branches_ignore[0]: invalid pattern "release/[0-9", ` +
+				`check that every [ and { is closed and \ escapes a character`,
+			`5:18: on.push.tags_ignore: expected a list such as ["v*"], got the string "v1"`,
+			"6:13: on.push.paths[0]: empty pattern, remove it or write a path such as src/**",
+			`7:20: on.push.paths_ignore[0]: invalid pattern "!docs/**", negated patterns are not supported, ` +
+				"use the matching _ignore key",
+			`8:5: unknown key "path" in on.push, did you mean "paths"?`,
+		}},
+
+		// Run limits.
+		{"concurrency.yml", []string{
+			"2:10: timeout: invalid duration 0s, it must be positive",
+			`4:22: concurrency.cancel_superseded: expected true or false, got the string "yes"`,
+			"5:10: concurrency.limit: invalid limit 0, allow at least 1 run at a time",
+			`6:3: unknown key "max" in concurrency, known keys are cancel_superseded, limit`,
+			`9:3: warning: on: no event starts this pipeline and only "quai run" can run it, ` +
+				"add push, pull_request or schedule",
+		}},
+		{"concurrency-2.yml", []string{
+			"2:10: timeout: invalid duration 90, add a unit such as 90s",
+			"3:14: concurrency: expected a mapping, got the integer 2",
+			`5:11: on.manual: expected true or false, got the string "false"`,
+		}},
+
 		// Every error in one file is reported, in file order.
 		{"multi-error.yml", []string{
 			`1:7: name: invalid pipeline name "Web", use ` + pipelineNameRule,
@@ -260,6 +392,14 @@ func TestParseInvalid(t *testing.T) {
 
 func TestParseValid(t *testing.T) {
 	defaultPush := &PushTrigger{}
+	// defaults sets what every file below leaves out: the run timeout,
+	// concurrency and manual runs.
+	defaults := func(p *Pipeline) *Pipeline {
+		p.Timeout = time.Hour
+		p.Concurrency = Concurrency{CancelSuperseded: true, Limit: 1}
+		p.On.Manual = true
+		return p
+	}
 	tests := []struct {
 		file         string
 		want         *Pipeline
@@ -267,7 +407,7 @@ func TestParseValid(t *testing.T) {
 	}{
 		{
 			file: "hello.yml",
-			want: &Pipeline{
+			want: defaults(&Pipeline{
 				Name: "hello", File: "hello.yml", Repo: "acme/hello",
 				On: Triggers{Push: &PushTrigger{Branches: []string{"main"}}},
 				Build: &Build{
@@ -281,15 +421,15 @@ func TestParseValid(t *testing.T) {
 					Vault:   &VaultLogin{AppRole: "1interviewparjour-app"},
 					Restart: "unless-stopped", StopTimeout: 10 * time.Second, KeepImages: 5,
 				},
-			},
+			}),
 		},
 		{
 			file: "minimal.yml",
-			want: &Pipeline{Name: "minimal", File: "minimal.yml", Repo: "acme/minimal", On: Triggers{Push: defaultPush}},
+			want: defaults(&Pipeline{Name: "minimal", File: "minimal.yml", Repo: "acme/minimal", On: Triggers{Push: defaultPush}}),
 		},
 		{
 			file: "full.yaml",
-			want: &Pipeline{
+			want: defaults(&Pipeline{
 				Name: "full.app_2", File: "full.yaml", Repo: "Acme/Full-App",
 				CloneURL: "https://git.example.com/acme/full.git",
 				On: Triggers{Push: &PushTrigger{
@@ -311,21 +451,21 @@ func TestParseValid(t *testing.T) {
 					},
 					Restart: "on-failure", StopTimeout: time.Minute, KeepImages: 5,
 				},
-			},
+			}),
 		},
 		{
 			file: "build-only.yml",
-			want: &Pipeline{
+			want: defaults(&Pipeline{
 				Name: "build-only", File: "build-only.yml", Repo: "acme/lib", CloneURL: "/srv/git/lib.git",
 				On: Triggers{Push: &PushTrigger{Tags: []string{"v*"}}},
 				Build: &Build{
 					Context: ".", Dockerfile: "Dockerfile", Image: "acme/lib", Args: map[string]string{},
 				},
-			},
+			}),
 		},
 		{
 			file: "anchors.yml",
-			want: &Pipeline{
+			want: defaults(&Pipeline{
 				Name: "anchors", File: "anchors.yml", Repo: "acme/anchors",
 				On: Triggers{Push: &PushTrigger{
 					Branches: []string{"main", "next"}, Tags: []string{"main", "next"},
@@ -337,20 +477,20 @@ func TestParseValid(t *testing.T) {
 					Env:     map[string]string{"MODE": "blue"},
 					Restart: "unless-stopped", StopTimeout: 10 * time.Second, KeepImages: 5,
 				},
-			},
+			}),
 		},
 		{
 			file: "on-key.yml",
-			want: &Pipeline{
+			want: defaults(&Pipeline{
 				Name: "on-key", File: "on-key.yml", Repo: "acme/on-key",
 				On: Triggers{Push: &PushTrigger{Branches: []string{"refs/heads/main", "develop"}}},
-			},
+			}),
 			wantWarnings: []string{`7:16: warning: on.push.branches[0]: patterns match names without ` +
 				`"refs/heads/", so "refs/heads/main" matches nothing`},
 		},
 		{
 			file: "haproxy.yml",
-			want: &Pipeline{
+			want: defaults(&Pipeline{
 				Name: "haproxy", File: "haproxy.yml", Repo: "acme/landing", On: Triggers{Push: defaultPush},
 				Build: &Build{Context: ".", Dockerfile: "Dockerfile", Image: "acme/landing"},
 				Deploy: &Deploy{
@@ -364,11 +504,120 @@ func TestParseValid(t *testing.T) {
 						CheckTimeout: 30 * time.Second, DrainTimeout: 30 * time.Second, Watch: 10 * time.Second,
 					},
 				},
-			},
+			}),
 		},
 		{
 			file: "push-null.yml",
-			want: &Pipeline{Name: "push-null", File: "push-null.yml", Repo: "acme/push-null", On: Triggers{Push: defaultPush}},
+			want: defaults(&Pipeline{Name: "push-null", File: "push-null.yml", Repo: "acme/push-null", On: Triggers{Push: defaultPush}}),
+		},
+		{
+			file: "steps.yml",
+			want: &Pipeline{
+				Name: "steps", File: "steps.yml", Repo: "acme/steps",
+				On:    Triggers{Push: defaultPush, Manual: true},
+				Build: &Build{Context: ".", Dockerfile: "Dockerfile", Image: "acme/steps"},
+				Steps: []Step{
+					{
+						Name: "unit-tests", Image: "golang:1.26",
+						Commands: []string{"go vet ./...", "go test ./..."},
+						Env:      map[string]string{"GOFLAGS": "-mod=readonly", "CGO_ENABLED": "0"},
+						Secrets: map[string]SecretRef{
+							"DATABASE_URL": {Mount: "secret", Path: "1interviewparjour/mysql", Key: "url"},
+						},
+						Timeout: 10 * time.Minute,
+					},
+					{Name: "smoke", Image: "$build", Commands: []string{"/app --version"}},
+					{
+						Name: "release-notes",
+						Image: "registry.example.com:5000/tools/notes@sha256:" +
+							"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+						Commands: []string{"notes"},
+						When:     When{Tags: []string{"v*"}, Events: []Event{EventTag}},
+					},
+					{
+						Name: "notify", Image: "busybox:stable", Commands: []string{"echo failed"},
+						Secrets: map[string]SecretRef{"WEBHOOK": {Mount: "kv", Path: "team/chat", Key: "webhook"}},
+						When:    When{Branches: []string{"main", "release/**"}, Status: []string{"failure"}},
+					},
+				},
+				Timeout:     30 * time.Minute,
+				Concurrency: Concurrency{CancelSuperseded: true, Limit: 1},
+			},
+		},
+		{
+			file: "triggers.yml",
+			want: &Pipeline{
+				Name: "triggers", File: "triggers.yml", Repo: "acme/triggers",
+				On: Triggers{
+					Push: &PushTrigger{
+						Branches:       []string{"main", "release/*"},
+						BranchesIgnore: []string{"release/old-*"},
+						TagsIgnore:     []string{"nightly-*"},
+						Paths:          []string{"src/**", "go.mod"},
+						PathsIgnore:    []string{"**/*.md"},
+					},
+					PullRequest: &PullRequestTrigger{
+						Branches:    []string{"main"},
+						Types:       []string{"opened", "synchronize", "reopened", "ready_for_review"},
+						Paths:       []string{"src/**"},
+						PathsIgnore: []string{"docs/**"},
+					},
+					Schedule: []Schedule{
+						{Cron: "30 2 * * *", Timezone: "Europe/Paris"},
+						{Cron: "@every 6h", Timezone: "UTC", Branch: "release/2.x"},
+						{Cron: "@daily", Timezone: "UTC"},
+					},
+				},
+				Timeout:     time.Hour,
+				Concurrency: Concurrency{Limit: 3},
+			},
+		},
+		{
+			file: "pull-request.yml",
+			want: &Pipeline{
+				Name: "pull-request", File: "pull-request.yml", Repo: "acme/pr",
+				On: Triggers{
+					PullRequest: &PullRequestTrigger{Types: []string{"opened", "synchronize", "reopened"}},
+					Manual:      true,
+				},
+				Build: &Build{Context: ".", Dockerfile: "Dockerfile", Image: "acme/pr"},
+				Deploy: &Deploy{
+					Container: "pr", Port: 8080, Publish: "127.0.0.1:18080", Network: "bridge",
+					Health:  Health{Path: "/healthz", Timeout: 30 * time.Second},
+					Restart: "unless-stopped", StopTimeout: 10 * time.Second, KeepImages: 5,
+				},
+				Timeout:     time.Hour,
+				Concurrency: Concurrency{CancelSuperseded: true, Limit: 2},
+			},
+		},
+		{
+			file: "secrets.yml",
+			want: defaults(&Pipeline{
+				Name: "secrets", File: "secrets.yml", Repo: "acme/secrets", On: Triggers{Push: defaultPush},
+				Build: &Build{
+					Context: ".", Dockerfile: "Dockerfile", Image: "acme/secrets",
+					Args:    map[string]string{"VERSION": "1"},
+					Secrets: map[string]SecretRef{"NPM_TOKEN": {Mount: "secret", Path: "ci/npm", Key: "token"}},
+				},
+				Deploy: &Deploy{
+					Container: "secrets", Port: 8080, Publish: "127.0.0.1:18081", Network: "bridge",
+					Health: Health{Path: "/", Timeout: 30 * time.Second},
+					Env:    map[string]string{"APP_ENV": "production"},
+					Vault:  &VaultLogin{AppRole: "secrets-app"},
+					Secrets: map[string]SecretRef{
+						"DATABASE_URL": {Mount: "secret", Path: "1interviewparjour/mysql", Key: "url"},
+						"TLS_KEY":      {Mount: "pki-kv", Path: "certs/web", Key: "key"},
+						"LEGACY":       {Mount: "secret", Path: "secret/old/app", Key: "password"},
+					},
+					Restart: "unless-stopped", StopTimeout: 10 * time.Second, KeepImages: 5,
+				},
+			}),
+			wantWarnings: []string{
+				`7:3: warning: build.secrets: build arguments stay in the image history, where "docker history" ` +
+					"shows them to anyone who can pull the image, so prefer step secrets or deploy.secrets",
+				`22:13: warning: deploy.secrets.LEGACY: the path "secret/old/app" starts with the mount name, ` +
+					`but "path#key" reads from the secret mount already, so write "old/app#password"`,
+			},
 		},
 	}
 
@@ -473,12 +722,17 @@ func TestLoadDirValid(t *testing.T) {
 			t.Errorf("pipeline %s: File = %q, want a path in %s", p.Name, p.File, dir)
 		}
 	}
-	want := []string{"anchors", "build-only", "full.app_2", "haproxy", "hello", "minimal", "on-key", "push-null"}
+	want := []string{"anchors", "build-only", "full.app_2", "haproxy", "hello", "minimal", "on-key",
+		"pull-request", "push-null", "secrets", "steps", "triggers"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("names = %q, want %q", names, want)
 	}
-	if len(problems) != 1 || !problems[0].Warning || problems[0].File != filepath.Join(dir, "on-key.yml") {
-		t.Errorf("problems = %q, want the warning of on-key.yml only", problems)
+	warned := map[string]int{}
+	for _, p := range problems {
+		warned[filepath.Base(p.File)]++
+	}
+	if want := map[string]int{"on-key.yml": 1, "secrets.yml": 2}; !reflect.DeepEqual(warned, want) {
+		t.Errorf("warnings per file = %v, want %v", warned, want)
 	}
 }
 

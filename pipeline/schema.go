@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +21,35 @@ const (
 	defaultHealthWait  = 30 * time.Second
 	defaultKeepImages  = 5
 	defaultHAProxyWait = 30 * time.Second
+	defaultRunTimeout  = time.Hour
+	defaultRunLimit    = 1
+	defaultTimezone    = "UTC"
+)
+
+// pullRequestTypes are the GitHub pull_request webhook actions a pipeline
+// may start on. defaultPullRequestTypes are those that open a pull request
+// or change its head commit.
+var (
+	pullRequestTypes = []string{
+		"opened", "synchronize", "reopened", "closed", "edited", "ready_for_review", "labeled", "unlabeled",
+	}
+	defaultPullRequestTypes = []string{"opened", "synchronize", "reopened"}
+)
+
+// deployNetworks and restartPolicies are the values deploy.network and
+// deploy.restart accept.
+var (
+	deployNetworks  = []string{"bridge", "host"}
+	restartPolicies = []string{"no", "always", "on-failure", "unless-stopped"}
+)
+
+// stepEvents and stepStatuses are the values When.Events and When.Status
+// accept.
+var (
+	stepEvents = []string{
+		string(EventPush), string(EventTag), string(EventPullRequest), string(EventSchedule), string(EventManual),
+	}
+	stepStatuses = []string{StatusSuccess, StatusFailure}
 )
 
 // vaultVariables are the environment variables deploy.vault sets, so
@@ -49,6 +80,15 @@ var pipelineFields = []field[Pipeline]{
 	{"deploy", func(d *decoder, path string, e entry, p *Pipeline) {
 		p.Deploy = decodeDeploy(d, path, e)
 	}},
+	{"steps", func(d *decoder, path string, e entry, p *Pipeline) {
+		p.Steps = decodeSteps(d, path, e)
+	}},
+	{"timeout", func(d *decoder, path string, e entry, p *Pipeline) {
+		p.Timeout = d.positiveDuration(path, e.value)
+	}},
+	{"concurrency", func(d *decoder, path string, e entry, p *Pipeline) {
+		p.Concurrency = decodeConcurrency(d, path, e)
+	}},
 }
 
 // decodePipeline decodes the root mapping of a pipeline file. It returns
@@ -77,7 +117,16 @@ func decodePipeline(d *decoder, root *yaml.Node) (*Pipeline, position) {
 		}
 	}
 	if !m.has("on") {
-		p.On.Push = &PushTrigger{}
+		p.On = Triggers{Push: &PushTrigger{}, Manual: true}
+	}
+	if !m.has("timeout") {
+		p.Timeout = defaultRunTimeout
+	}
+	if !m.has("concurrency") {
+		p.Concurrency = Concurrency{CancelSuperseded: true, Limit: defaultRunLimit}
+	}
+	if e, ok := m.entries["steps"]; ok {
+		checkStepsAgainstPipeline(d, e.value, p, m.has("build"))
 	}
 	return p, namePos
 }
@@ -92,6 +141,15 @@ var triggersFields = []field[Triggers]{
 	{"push", func(d *decoder, path string, e entry, t *Triggers) {
 		t.Push = decodePush(d, path, e)
 	}},
+	{"pull_request", func(d *decoder, path string, e entry, t *Triggers) {
+		t.PullRequest = decodePullRequest(d, path, e)
+	}},
+	{"schedule", func(d *decoder, path string, e entry, t *Triggers) {
+		t.Schedule = decodeSchedules(d, path, e)
+	}},
+	{"manual", func(d *decoder, path string, e entry, t *Triggers) {
+		t.Manual, _ = d.bool(path, e.value)
+	}},
 }
 
 func decodeTriggers(d *decoder, path string, e entry) Triggers {
@@ -101,7 +159,18 @@ func decodeTriggers(d *decoder, path string, e entry) Triggers {
 			path, path)
 		return t
 	}
-	decodeFields(d, path, e.key, e.value, triggersFields, &t)
+	m, ok := decodeFields(d, path, e.key, e.value, triggersFields, &t)
+	if !ok {
+		return t
+	}
+	if !m.has("manual") {
+		t.Manual = true
+	}
+	noEvent := t.Push == nil && t.PullRequest == nil && len(t.Schedule) == 0 && !t.Manual
+	if mk, ok := m.entries["manual"]; ok && noEvent && deref(mk.value).Tag == "!!bool" {
+		d.warnf(mk.key, "%s: no event starts this pipeline and only \"quai run\" can run it, "+
+			"add push, pull_request or schedule", path)
+	}
 	return t
 }
 
@@ -111,6 +180,18 @@ var pushFields = []field[PushTrigger]{
 	}},
 	{"tags", func(d *decoder, path string, e entry, t *PushTrigger) {
 		t.Tags = d.globList(path, e.value, "refs/tags/")
+	}},
+	{"branches_ignore", func(d *decoder, path string, e entry, t *PushTrigger) {
+		t.BranchesIgnore = d.globList(path, e.value, "refs/heads/")
+	}},
+	{"tags_ignore", func(d *decoder, path string, e entry, t *PushTrigger) {
+		t.TagsIgnore = d.globList(path, e.value, "refs/tags/")
+	}},
+	{"paths", func(d *decoder, path string, e entry, t *PushTrigger) {
+		t.Paths = d.pathGlobList(path, e.value)
+	}},
+	{"paths_ignore", func(d *decoder, path string, e entry, t *PushTrigger) {
+		t.PathsIgnore = d.pathGlobList(path, e.value)
 	}},
 }
 
@@ -125,7 +206,11 @@ func decodePush(d *decoder, path string, e entry) *PushTrigger {
 // globList decodes a list of branch or tag patterns. Patterns match the
 // short name, so a pattern starting with refPrefix gets a warning.
 func (d *decoder) globList(path string, n *yaml.Node, refPrefix string) []string {
-	list, ok := d.stringList(path, n)
+	example := `["main"]`
+	if refPrefix == "refs/tags/" {
+		example = `["v*"]`
+	}
+	list, ok := d.stringList(path, n, example)
 	if !ok {
 		return list
 	}
@@ -143,6 +228,102 @@ func (d *decoder) globList(path string, n *yaml.Node, refPrefix string) []string
 	return list
 }
 
+// pathGlobList decodes a list of patterns over changed file paths, which
+// are relative to the repository root and never start with "./".
+func (d *decoder) pathGlobList(path string, n *yaml.Node) []string {
+	list, ok := d.stringList(path, n, `["src/**"]`)
+	if !ok {
+		return list
+	}
+	for i, item := range deref(n).Content {
+		item = deref(item)
+		if err := validatePathGlob(list[i]); err != nil {
+			d.errorf(item, "%s[%d]: %v", path, i, err)
+			continue
+		}
+		if strings.HasPrefix(list[i], "./") {
+			d.warnf(item, "%s[%d]: changed paths never start with \"./\", so %q matches nothing, write %q",
+				path, i, list[i], strings.TrimPrefix(list[i], "./"))
+		}
+	}
+	return list
+}
+
+// enumList decodes a list whose items must each be one of allowed.
+func (d *decoder) enumList(path string, n *yaml.Node, allowed []string) []string {
+	if v := deref(n); v.Kind != yaml.SequenceNode {
+		list, _ := d.stringList(path, n, fmt.Sprintf("[%q]", allowed[0]))
+		return list
+	}
+	var list []string
+	for i, item := range deref(n).Content {
+		s, ok := d.oneOf(fmt.Sprintf("%s[%d]", path, i), item, allowed...)
+		if ok {
+			list = append(list, s)
+		}
+	}
+	return list
+}
+
+var pullRequestFields = []field[PullRequestTrigger]{
+	{"branches", func(d *decoder, path string, e entry, t *PullRequestTrigger) {
+		t.Branches = d.globList(path, e.value, "refs/heads/")
+	}},
+	{"types", func(d *decoder, path string, e entry, t *PullRequestTrigger) {
+		t.Types = d.enumList(path, e.value, pullRequestTypes)
+	}},
+	{"paths", func(d *decoder, path string, e entry, t *PullRequestTrigger) {
+		t.Paths = d.pathGlobList(path, e.value)
+	}},
+	{"paths_ignore", func(d *decoder, path string, e entry, t *PullRequestTrigger) {
+		t.PathsIgnore = d.pathGlobList(path, e.value)
+	}},
+	{"deploy", func(d *decoder, path string, e entry, t *PullRequestTrigger) {
+		t.Deploy, _ = d.bool(path, e.value)
+	}},
+}
+
+// decodePullRequest decodes on.pull_request. A null value means every
+// default: opened, synchronize and reopened on any base branch.
+func decodePullRequest(d *decoder, path string, e entry) *PullRequestTrigger {
+	t := &PullRequestTrigger{}
+	m, _ := decodeFields(d, path, e.key, e.value, pullRequestFields, t)
+	types, ok := m.entries["types"]
+	switch {
+	case !ok || isNull(deref(types.value)):
+		t.Types = slices.Clone(defaultPullRequestTypes)
+	case deref(types.value).Kind == yaml.SequenceNode && len(deref(types.value).Content) == 0:
+		d.errorf(deref(types.value), "%s.types: empty list, so no pull request starts the pipeline, "+
+			"remove types to start on opened, synchronize and reopened", path)
+	}
+	return t
+}
+
+var concurrencyFields = []field[Concurrency]{
+	{"cancel_superseded", func(d *decoder, path string, e entry, c *Concurrency) {
+		c.CancelSuperseded, _ = d.bool(path, e.value)
+	}},
+	{"limit", func(d *decoder, path string, e entry, c *Concurrency) {
+		n, ok := d.int(path, e.value)
+		if ok && n < 1 {
+			d.errorf(deref(e.value), "%s: invalid limit %d, allow at least 1 run at a time", path, n)
+		}
+		c.Limit = n
+	}},
+}
+
+func decodeConcurrency(d *decoder, path string, e entry) Concurrency {
+	var c Concurrency
+	m, _ := decodeFields(d, path, e.key, e.value, concurrencyFields, &c)
+	if !m.has("cancel_superseded") {
+		c.CancelSuperseded = true
+	}
+	if !m.has("limit") {
+		c.Limit = defaultRunLimit
+	}
+	return c
+}
+
 var buildFields = []field[Build]{
 	{"context", func(d *decoder, path string, e entry, b *Build) {
 		b.Context, _ = d.checkedStr(path, e.value, validateRelativePath)
@@ -156,6 +337,13 @@ var buildFields = []field[Build]{
 	{"args", func(d *decoder, path string, e entry, b *Build) {
 		b.Args, _ = d.stringMap(path, e.value, validateEnvName)
 	}},
+	{"secrets", func(d *decoder, path string, e entry, b *Build) {
+		b.Secrets = d.secretMap(path, e.value, validateEnvName)
+		if len(b.Secrets) > 0 {
+			d.warnf(e.key, "%s: build arguments stay in the image history, where \"docker history\" "+
+				"shows them to anyone who can pull the image, so prefer step secrets or deploy.secrets", path)
+		}
+	}},
 }
 
 func decodeBuild(d *decoder, path string, e entry) *Build {
@@ -165,6 +353,7 @@ func decodeBuild(d *decoder, path string, e entry) *Build {
 		return b
 	}
 	d.requireKey(path, m, "image", `"image: acme/hello"`)
+	d.conflictingNames(path+".secrets", m.entries["secrets"], b.Secrets, b.Args, path+".args")
 	if !m.has("context") {
 		b.Context = defaultContext
 	}
@@ -192,7 +381,7 @@ var deployFields = []field[Deploy]{
 		dp.Publish, _ = d.checkedStr(path, e.value, validatePublish)
 	}},
 	{"network", func(d *decoder, path string, e entry, dp *Deploy) {
-		dp.Network, _ = d.oneOf(path, e.value, "bridge", "host")
+		dp.Network, _ = d.oneOf(path, e.value, deployNetworks...)
 	}},
 	{"health", func(d *decoder, path string, e entry, dp *Deploy) {
 		dp.Health = decodeHealth(d, path, e)
@@ -203,8 +392,11 @@ var deployFields = []field[Deploy]{
 	{"vault", func(d *decoder, path string, e entry, dp *Deploy) {
 		dp.Vault = decodeVault(d, path, e)
 	}},
+	{"secrets", func(d *decoder, path string, e entry, dp *Deploy) {
+		dp.Secrets = d.secretMap(path, e.value, validateEnvName)
+	}},
 	{"restart", func(d *decoder, path string, e entry, dp *Deploy) {
-		dp.Restart, _ = d.oneOf(path, e.value, "no", "always", "on-failure", "unless-stopped")
+		dp.Restart, _ = d.oneOf(path, e.value, restartPolicies...)
 	}},
 	{"stop_timeout", func(d *decoder, path string, e entry, dp *Deploy) {
 		v, ok := d.duration(path, e.value)
@@ -257,14 +449,19 @@ func decodeDeploy(d *decoder, path string, e entry) *Deploy {
 		d.errorf(m.entries["publish"].key, "%s.publish: not used on the host network, remove it", path)
 	}
 
-	if env, ok := m.entries["env"]; ok && m.has("vault") {
+	for _, key := range []string{"env", "secrets"} {
+		e, ok := m.entries[key]
+		if !ok || !m.has("vault") {
+			continue
+		}
 		for _, name := range vaultVariables {
-			if k := findKey(env.value, name); k != nil {
-				d.errorf(k, "%s.env.%s: conflicts with %s.vault, which sets %s, remove it from env",
-					path, name, path, name)
+			if k := findKey(e.value, name); k != nil {
+				d.errorf(k, "%s.%s.%s: conflicts with %s.vault, which sets %s, remove it from %s",
+					path, key, name, path, name, key)
 			}
 		}
 	}
+	d.conflictingNames(path+".secrets", m.entries["secrets"], dp.Secrets, dp.Env, path+".env")
 
 	if !m.has("restart") {
 		dp.Restart = defaultRestart
@@ -289,7 +486,7 @@ var haproxyFields = []field[HAProxy]{
 		h.Backend, _ = d.checkedStr(path, e.value, validateHAProxyName)
 	}},
 	{"servers", func(d *decoder, path string, e entry, h *HAProxy) {
-		list, ok := d.stringList(path, e.value)
+		list, ok := d.stringList(path, e.value, `["app_a", "app_b"]`)
 		if !ok {
 			return
 		}

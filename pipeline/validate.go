@@ -167,11 +167,29 @@ func validatePublish(publish string) error {
 // validateGlob checks a branch or tag pattern with both path.Match and
 // doublestar, because matching uses doublestar and users know path.Match.
 func validateGlob(pattern string) error {
+	if pattern == "" {
+		return fmt.Errorf("empty pattern, remove it or write a branch name")
+	}
+	return validatePattern(pattern)
+}
+
+// validatePathGlob checks a pattern over changed file paths, which are
+// relative to the repository root.
+func validatePathGlob(pattern string) error {
 	switch {
 	case pattern == "":
-		return fmt.Errorf("empty pattern, remove it or write a branch name")
-	case strings.HasPrefix(pattern, "!"):
-		return fmt.Errorf("invalid pattern %q, negated patterns are not supported", pattern)
+		return fmt.Errorf("empty pattern, remove it or write a path such as src/**")
+	case strings.HasPrefix(pattern, "/"):
+		return fmt.Errorf("invalid pattern %q, changed paths are relative to the repository root, "+
+			"remove the leading /", pattern)
+	}
+	return validatePattern(pattern)
+}
+
+func validatePattern(pattern string) error {
+	if strings.HasPrefix(pattern, "!") {
+		return fmt.Errorf("invalid pattern %q, negated patterns are not supported, "+
+			"use the matching _ignore key", pattern)
 	}
 	if _, err := path.Match(pattern, ""); err != nil || !doublestar.ValidatePattern(pattern) {
 		return fmt.Errorf("invalid pattern %q, check that every [ and { is closed and \\ escapes a character",
