@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 )
 
 // maxPending bounds how much of an unfinished line is held before it is
 // stored anyway, so a program that never prints a newline cannot grow
-// quai's memory.
+// quai's memory. The writer still holds back the end of such a chunk when
+// it could be the start of a secret value.
 const maxPending = 64 << 10
 
 // Each store append is a bbolt transaction with a disk sync (about 3 ms
@@ -23,24 +23,23 @@ const (
 	flushDelay = 200 * time.Millisecond
 )
 
-// mask replaces a secret value in the log.
-const mask = "********"
-
-// minMasked is the shortest value masked: masking shorter ones would blank
-// ordinary output.
-const minMasked = 4
-
 // logWriter stores a run's output in the store line by line, masking every
-// secret value it was told about. It is safe for concurrent use.
+// secret value registered with AddSecret, even when a value is split across
+// writes. It is safe for concurrent use.
 type logWriter struct {
-	store   Store
-	runID   uint64
-	log     *slog.Logger
-	mu      sync.Mutex
-	pending []byte // an unfinished line
-	batch   []byte // masked lines not yet stored
+	store Store
+	runID uint64
+	log   *slog.Logger
+	mu    sync.Mutex
+	// pending is output not masked yet: an unfinished line, or a tail that
+	// may be the start of a secret value.
+	pending []byte
+	// covered is how many leading bytes of pending belong to a secret value
+	// that the last chunk masked only in part.
+	covered int
+	batch   []byte // masked output not yet stored
 	timer   *time.Timer
-	secrets []string
+	masker  masker
 	failed  bool
 }
 
@@ -48,62 +47,68 @@ func newLogWriter(s Store, runID uint64, log *slog.Logger) *logWriter {
 	return &logWriter{store: s, runID: runID, log: log}
 }
 
-// AddSecret masks value in everything written from now on.
+// AddSecret masks value in everything written from now on, and in output
+// written before that the writer still holds. See masker.add for the forms
+// of value that are masked and for values too short to mask.
 func (w *logWriter) AddSecret(value string) {
-	if len(value) < minMasked {
-		return
-	}
 	w.mu.Lock()
-	w.secrets = append(w.secrets, value)
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	w.masker.add(value)
 }
 
-// Write stores every complete line of p and keeps the rest for the next
-// call. It never fails, so a broken store does not abort a build; the first
-// store error is logged.
+// Write queues every complete line of p for the store and keeps the rest
+// for the next call. It also keeps back the end of a line that may be the
+// start of a multi-line secret value. Write never returns an error, so a
+// broken store does not abort a build. The first store error is logged.
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending = append(w.pending, p...)
-	i := bytes.LastIndexByte(w.pending, '\n')
-	switch {
-	case i >= 0:
-		w.add(w.pending[:i+1])
-		w.pending = append(w.pending[:0], w.pending[i+1:]...)
-	case len(w.pending) >= maxPending:
-		w.add(w.pending)
-		w.pending = w.pending[:0]
+	end := 0
+	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+		end = len(w.pending) - len(p) + i + 1
+	} else if len(w.pending) >= maxPending {
+		end = len(w.pending)
+	}
+	if end > 0 {
+		w.add(end, false)
 	}
 	return len(p), nil
 }
 
-// Printf writes one line of quai's own, marked so it stands apart from
-// build output.
+// Printf writes one line of quai's own, with a "[quai HH:MM:SS]" prefix
+// that sets it apart from build output.
 func (w *logWriter) Printf(format string, args ...any) {
 	line := fmt.Sprintf("[quai %s] %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
 	_, _ = w.Write([]byte(line))
 }
 
-// Close stores what is left of an unfinished line. Calling it twice is
-// harmless.
+// Close stores what is left, ending an unfinished line with a newline.
+// Calling it twice is harmless.
 func (w *logWriter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.pending) > 0 {
-		w.add(append(w.pending, '\n'))
-		w.pending = w.pending[:0]
+		if w.pending[len(w.pending)-1] != '\n' {
+			w.pending = append(w.pending, '\n')
+		}
+		w.add(len(w.pending), true)
 	}
 	w.flush()
 	return nil
 }
 
-// add masks b and queues it for the store. Callers hold w.mu.
-func (w *logWriter) add(b []byte) {
-	s := string(b)
-	for _, secret := range w.secrets {
-		s = strings.ReplaceAll(s, secret, mask)
+// add masks pending[:end] and queues it for the store, keeping back what
+// the masker cannot decide yet unless final is set. Callers hold w.mu.
+func (w *logWriter) add(end int, final bool) {
+	queued := len(w.batch)
+	var n int
+	w.batch, n, w.covered = w.masker.replace(w.batch, w.pending[:end], w.covered, final)
+	w.pending = append(w.pending[:0], w.pending[n:]...)
+	if len(w.batch) == queued {
+		return
 	}
-	w.batch = append(w.batch, s...)
+
 	switch {
 	case len(w.batch) >= batchBytes:
 		w.flush()

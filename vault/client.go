@@ -34,6 +34,9 @@ type Client struct {
 	// logins counts successful logins. A caller whose token was rejected
 	// logs in again only if no other caller has done so since it read the count.
 	logins uint64
+
+	// kvMounts caches the KV version of each mount ReadSecret has read.
+	kvMounts kvMounts
 }
 
 // New creates the client without contacting Vault, so quai can start while

@@ -22,7 +22,8 @@ const DefaultTimeout = 10 * time.Second
 type Config struct {
 	// Address is the Vault base URL, such as https://vault.internal:8200.
 	Address string
-	// Token is a Vault token quai uses as is, without renewing it.
+	// Token is a Vault token quai uses as is. Client.KeepAlive renews it
+	// while it is renewable, but quai cannot replace it at its max TTL.
 	Token Secret
 	// RoleID and SecretID are quai's own AppRole login, used when Token is empty.
 	RoleID   string
