@@ -100,6 +100,10 @@ func (h *Handler) handle(r *http.Request) (int, response) {
 	switch event {
 	case "push":
 		return h.push(log, id, payload)
+	case "pull_request":
+		return h.pullRequest(log, id, payload)
+	case "create":
+		return h.create(log, id, payload)
 	default:
 		d := store.Delivery{ID: id, Event: event, ReceivedAt: h.now(), Result: "event not handled"}
 		return h.record(log, d, http.StatusAccepted, response{Message: fmt.Sprintf("event %q is not handled; nothing started", event)})
@@ -140,21 +144,14 @@ func (h *Handler) verify(r *http.Request) ([]byte, int, error) {
 	return payload, 0, nil
 }
 
-// push records a push delivery and queues a run for each matching pipeline.
-func (h *Handler) push(log *slog.Logger, id string, payload []byte) (int, response) {
-	var ev github.PushEvent
-	if err := json.Unmarshal(payload, &ev); err != nil {
-		log.Warn("webhook rejected", "error", err)
-		return http.StatusBadRequest, response{Message: fmt.Sprintf("invalid push payload: %v", err)}
-	}
-	p := parsePush(&ev)
-	d := store.Delivery{ID: id, Event: "push", Repo: p.repo, Ref: p.ref, Commit: p.commit, ReceivedAt: h.now()}
+// deliver records delivery d, calls start to queue its runs and stores
+// start's answer on the delivery.
+func (h *Handler) deliver(log *slog.Logger, d store.Delivery, start func() (int, response)) (int, response) {
 	if err := h.deliveries.SaveDelivery(d); err != nil {
 		return h.saveFailed(log, d, err)
 	}
-
-	status, resp := h.startRuns(log, p, id)
-	err := h.deliveries.UpdateDelivery(id, func(d *store.Delivery) error {
+	status, resp := start()
+	err := h.deliveries.UpdateDelivery(d.ID, func(d *store.Delivery) error {
 		d.Result = resp.Message
 		d.RunIDs = resp.Runs
 		return nil
@@ -165,39 +162,16 @@ func (h *Handler) push(log *slog.Logger, id string, payload []byte) (int, respon
 	return status, resp
 }
 
-// startRuns matches the push against every loaded pipeline and queues one
-// run per match.
-func (h *Handler) startRuns(log *slog.Logger, p push, id string) (int, response) {
-	if p.deleted {
-		log.Info("webhook accepted", "repo", p.repo, "ref", p.ref, "result", "ref deleted")
-		return http.StatusAccepted, response{Message: "ref deleted; nothing started"}
-	}
-	if p.commit == "" {
-		log.Warn("webhook accepted", "repo", p.repo, "ref", p.ref, "result", "no commit")
-		return http.StatusAccepted, response{Message: "push names no commit (after and head_commit are empty); nothing started"}
-	}
-
-	ev := pipeline.PushEvent{Repo: p.repo, Ref: p.ref, DefaultBranch: p.defaultBranch}
+// enqueue queues reqs and returns the webhook's answer. noMatch is the
+// answer's start when reqs is empty.
+func (h *Handler) enqueue(log *slog.Logger, reqs []runner.Request, noMatch string) (int, response) {
 	var runs []uint64
 	var failed []string
-	for _, pl := range h.pipelines() {
-		if !pl.MatchesPush(ev) {
-			continue
-		}
-		run, err := h.queue.Enqueue(runner.Request{
-			Pipeline:   pl,
-			Trigger:    "push",
-			DeliveryID: id,
-			Repo:       p.repo,
-			Ref:        p.ref,
-			Commit:     p.commit,
-			CloneURL:   p.cloneURL,
-			Message:    p.message,
-			Author:     p.author,
-		})
+	for _, req := range reqs {
+		run, err := h.queue.Enqueue(req)
 		if err != nil {
-			log.Error("queueing run failed", "pipeline", pl.Name, "error", err)
-			failed = append(failed, pl.Name)
+			log.Error("queueing run failed", "pipeline", req.Pipeline.Name, "error", err)
+			failed = append(failed, req.Pipeline.Name)
 			continue
 		}
 		runs = append(runs, run.ID)
@@ -207,10 +181,10 @@ func (h *Handler) startRuns(log *slog.Logger, p push, id string) (int, response)
 	case len(failed) > 0:
 		return http.StatusInternalServerError, response{Message: fmt.Sprintf("queueing runs failed for pipelines %s; see quai's log", strings.Join(failed, ", ")), Runs: runs}
 	case len(runs) == 0:
-		log.Info("webhook accepted", "repo", p.repo, "ref", p.ref, "commit", p.commit, "result", "no matching pipeline")
-		return http.StatusAccepted, response{Message: fmt.Sprintf("no pipeline matches a push of %s to %s; nothing started", p.ref, p.repo)}
+		log.Info("webhook accepted", "result", "no matching pipeline")
+		return http.StatusAccepted, response{Message: noMatch + "; nothing started"}
 	default:
-		log.Info("webhook accepted", "repo", p.repo, "ref", p.ref, "commit", p.commit, "runs", runs)
+		log.Info("webhook accepted", "runs", runs)
 		return http.StatusAccepted, response{Message: fmt.Sprintf("started %d run(s)", len(runs)), Runs: runs}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -412,8 +413,12 @@ func TestPushStartsRun(t *testing.T) {
 		CloneURL:   fixtureCloneURL,
 		Message:    "Initial commit",
 		Author:     "Codertocat",
+		Before:     zeroCommit,
+		// The push created the branch, so its file list is not complete.
+		ChangedFiles:  []string{"README.md"},
+		FilesComplete: false,
 	}
-	if reqs[0] != want {
+	if !reflect.DeepEqual(reqs[0], want) {
 		t.Errorf("queued request\n got %+v\nwant %+v", reqs[0], want)
 	}
 	if len(resp.Runs) != 1 || resp.Runs[0] != 1 {
@@ -606,11 +611,13 @@ func TestPushCommitResolution(t *testing.T) {
 				doc["head_commit"] = nil
 			})
 		}, fixtureCommit, ""},
-		{"after wins over head_commit", func(t *testing.T) []byte {
+		// For an annotated tag, after is the tag object and head_commit
+		// the commit it points to.
+		{"annotated tag builds head_commit", func(t *testing.T) []byte {
 			return derivePayload(t, "push/tag-created-ghes-35.json", func(doc map[string]any) {
 				object(t, doc, "head_commit")["id"] = headID
 			})
-		}, fixtureCommit, "Adding a .gitignore file"},
+		}, headID, "Adding a .gitignore file"},
 		{"head_commit when after is missing", func(t *testing.T) []byte {
 			return derivePayload(t, "push/tag-created-ghes-35.json", func(doc map[string]any) {
 				delete(doc, "after")

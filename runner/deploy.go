@@ -113,6 +113,12 @@ func (r *Runner) replace(ctx context.Context, j job, image string, env []string,
 		}
 	}
 
+	if d.Network == "host" {
+		if err := portFree(d.Port); err != nil {
+			r.restore(previous, out, log)
+			return placed{}, err
+		}
+	}
 	out.Printf("starting %s from %s", name, image)
 	id, err := r.cfg.Engine.Run(ctx, engine.RunOptions{
 		Name:        name,
@@ -259,9 +265,11 @@ func (r *Runner) appContainers(ctx context.Context, app string) ([]engine.Contai
 	if err != nil {
 		return nil, fmt.Errorf("listing containers of app %q: %w", app, err)
 	}
+	// Docker resolves a name it does not know as a container ID prefix, so
+	// "cafe" could find an unrelated container: only an exact name counts.
 	foreign, err := r.cfg.Engine.Inspect(ctx, app)
 	switch {
-	case err == nil && foreign.Labels[LabelApp] == "":
+	case err == nil && foreign.Name == app && foreign.Labels[LabelApp] == "":
 		all = append(all, foreign)
 	case err != nil && !errors.Is(err, engine.ErrNotFound):
 		return nil, fmt.Errorf("inspecting container %q: %w", app, err)
@@ -359,6 +367,19 @@ func (r *Runner) removeStale(ctx context.Context, app, keep string, out *logWrit
 			log.Error("removing old container failed", "container", c.Name, "error", err)
 		}
 	}
+}
+
+// portFree checks that no process answers on a host-network app's port
+// once the old container is stopped. Docker binds nothing for the host
+// network, so a health check would otherwise reach whatever listens there.
+func portFree(port int) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil
+	}
+	conn.Close()
+	return fmt.Errorf("port %d is taken by a process that is not this app's container: stop it or change deploy.port", port)
 }
 
 func containerLabels(j job, app, slot string) map[string]string {

@@ -23,11 +23,26 @@ const (
 	LabelRun      = "quai.run"
 	LabelApp      = "quai.app"
 	LabelSlot     = "quai.slot"
+	// LabelStep is the step name on a step container.
+	LabelStep = "quai.step"
 )
 
 // cleanupTimeout bounds work that must finish after a run's context is
 // canceled, such as restarting the previous container.
 const cleanupTimeout = 2 * time.Minute
+
+// defaultRunTimeout bounds a run whose pipeline sets no timeout.
+const defaultRunTimeout = time.Hour
+
+// runTimeoutError is the cause of a run's context when the run timeout
+// ends it.
+type runTimeoutError struct {
+	timeout time.Duration
+}
+
+func (e *runTimeoutError) Error() string {
+	return fmt.Sprintf("run timed out after %s", e.timeout)
+}
 
 // execute runs one job to a final status.
 func (r *Runner) execute(ctx context.Context, j job) {
@@ -38,6 +53,7 @@ func (r *Runner) execute(ctx context.Context, j job) {
 	_, err := r.cfg.Store.UpdateRun(j.run.ID, func(run *store.Run) error {
 		run.Status = store.StatusRunning
 		run.StartedAt = time.Now()
+		initSteps(run, j.plan)
 		return nil
 	})
 	if err != nil {
@@ -47,19 +63,30 @@ func (r *Runner) execute(ctx context.Context, j job) {
 	log.Info("run started", "ref", j.run.Ref)
 	started := time.Now()
 
-	err = r.steps(ctx, j, out, log)
+	timeout := j.plan.Timeout
+	if timeout <= 0 {
+		timeout = defaultRunTimeout
+	}
+	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, &runTimeoutError{timeout: timeout})
+	defer cancel()
+
+	err = r.steps(runCtx, j, out, log)
 	status, reason := store.StatusSuccess, ""
 	switch {
 	case err == nil:
 		out.Printf("run succeeded in %s", time.Since(started).Round(time.Millisecond))
 	case ctx.Err() != nil:
-		status, reason = store.StatusCanceled, "canceled: quai is shutting down"
+		status, reason = store.StatusCanceled, cancelReason(ctx)
 		out.Printf("run canceled: %v", err)
 	default:
+		if cause := context.Cause(runCtx); runCtx.Err() != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
 		status, reason = store.StatusFailure, err.Error()
 		out.Printf("run failed: %v", err)
 	}
 	out.Close()
+	r.settleSteps(j.run.ID, status)
 	r.finish(j.run.ID, status, reason)
 	if err != nil {
 		log.Warn("run finished", "status", status, "duration", time.Since(started), "error", err)
@@ -68,8 +95,9 @@ func (r *Runner) execute(ctx context.Context, j job) {
 	log.Info("run finished", "status", status, "duration", time.Since(started))
 }
 
-// steps checks out the commit, builds its image and deploys it; a redeploy
-// or rollback deploys the image of an earlier deployment instead.
+// steps checks out the commit, then runs the pipeline's steps, build and
+// deploy. A redeploy or rollback deploys the image of an earlier deployment
+// instead.
 func (r *Runner) steps(ctx context.Context, j job, out *logWriter, log *slog.Logger) error {
 	if j.run.Deployment != 0 {
 		return r.deployAgain(ctx, j, out, log)
@@ -91,23 +119,36 @@ func (r *Runner) steps(ctx context.Context, j job, out *logWriter, log *slog.Log
 	if err := r.cfg.Checkout(ctx, j.run.CloneURL, j.run.Commit, dir, r.cfg.GitHubToken, out); err != nil {
 		return fmt.Errorf("checking out: %w", err)
 	}
+	return r.runPlan(ctx, j, dir, out, log)
+}
 
-	p := j.plan
-	if p.Build == nil {
-		out.Printf("pipeline has no build; nothing more to do")
-		return nil
-	}
-	image, err := r.build(ctx, j, dir, out)
+// deployImage waits until no other run of the pipeline deploys, then puts
+// image in service. From then on the run can no longer be canceled.
+func (r *Runner) deployImage(ctx context.Context, j job, image string, out *logWriter, log *slog.Logger) error {
+	release, err := r.enterDeploy(ctx, j.run.ID, j.run.Pipeline)
 	if err != nil {
 		return err
 	}
-	log.Info("image built", "image", image)
-	if p.Deploy == nil {
-		return nil
-	}
+	defer release()
 	dctx, done := deployContext(ctx, log)
 	defer done()
 	return r.deploy(dctx, j, image, out, log)
+}
+
+// settleSteps records the steps that a finished run left queued or
+// running: skipped, or canceled when the run was.
+func (r *Runner) settleSteps(id uint64, status store.Status) {
+	reason := "the run ended before this step"
+	if status == store.StatusCanceled {
+		reason = "the run was canceled"
+	}
+	_, err := r.cfg.Store.UpdateRun(id, func(run *store.Run) error {
+		settleSteps(run, reason)
+		return nil
+	})
+	if err != nil {
+		r.log.Error("recording unfinished steps failed", "run_id", id, "error", err)
+	}
 }
 
 // deployContext keeps a deploy going when quai shuts down: stopping half
@@ -135,9 +176,7 @@ func (r *Runner) deployAgain(ctx context.Context, j job, out *logWriter, log *sl
 		return fmt.Errorf("image %s of deployment %d is no longer on this Docker host: %w", j.run.Image, j.run.Deployment, ErrImageGone)
 	}
 	out.Printf("%s of deployment %d: deploying image %s (commit %s) again", j.run.Trigger, j.run.Deployment, j.run.Image, j.run.Commit)
-	dctx, done := deployContext(ctx, log)
-	defer done()
-	return r.deploy(dctx, j, j.run.Image, out, log)
+	return r.deployImage(ctx, j, j.run.Image, out, log)
 }
 
 // build builds the run's image and records its reference on the run.

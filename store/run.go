@@ -12,13 +12,16 @@ import (
 // Status is the state of a run. The zero value is not a valid status.
 type Status uint8
 
-// Run statuses. Queued and Running are live; the others are final.
+// Run and step statuses. Queued and Running are live, and the others are
+// final. Skipped marks a run that its trigger's filters left with nothing
+// to do, or a step whose condition did not hold.
 const (
 	StatusQueued Status = iota + 1
 	StatusRunning
 	StatusSuccess
 	StatusFailure
 	StatusCanceled
+	StatusSkipped
 )
 
 var statusNames = map[Status]string{
@@ -27,6 +30,7 @@ var statusNames = map[Status]string{
 	StatusSuccess:  "success",
 	StatusFailure:  "failure",
 	StatusCanceled: "canceled",
+	StatusSkipped:  "skipped",
 }
 
 // String returns the status as the API and the UI spell it.
@@ -42,9 +46,10 @@ func (s Status) valid() bool {
 	return ok
 }
 
-// Final reports whether a run in this status will not change any more.
+// Final reports whether a run or step in this status will not change any
+// more.
 func (s Status) Final() bool {
-	return s == StatusSuccess || s == StatusFailure || s == StatusCanceled
+	return s == StatusSuccess || s == StatusFailure || s == StatusCanceled || s == StatusSkipped
 }
 
 // MarshalText encodes the status by name, so JSON and bbolt never carry a
@@ -65,7 +70,7 @@ func (s *Status) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown run status %q: want one of queued, running, success, failure, canceled", b)
+	return fmt.Errorf("unknown run status %q: want one of queued, running, success, failure, canceled, skipped", b)
 }
 
 // Run is one execution of a pipeline for one commit.
@@ -95,6 +100,27 @@ type Run struct {
 	// Error is the reason a run failed or was canceled.
 	Error      string    `json:"error,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// Steps has one entry per step of the pipeline, in pipeline order,
+	// from the run's start. It is nil for a queued run and for a pipeline
+	// without steps.
+	Steps []StepResult `json:"steps,omitempty"`
+}
+
+// StepResult is the state of one step of a run.
+type StepResult struct {
+	// Name is the step's name in the pipeline.
+	Name string `json:"name"`
+	// Status is queued until the step starts, running while its container
+	// runs, then success, failure, canceled or skipped.
+	Status Status `json:"status"`
+	// ExitCode is the exit status of the step's commands. It is -1 when
+	// the container did not exit by itself (a timeout, a cancellation, or
+	// a Docker error), and 0 for a step that never started.
+	ExitCode int `json:"exit_code"`
+	// Error is the reason a step failed, was canceled or was skipped.
+	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
@@ -273,6 +299,11 @@ func checkRun(r *Run) error {
 	}
 	if r.Pipeline == "" {
 		return errors.New("missing pipeline name")
+	}
+	for i, st := range r.Steps {
+		if !st.Status.valid() {
+			return fmt.Errorf("invalid status %s of step %d (%q): use one of the Status constants", st.Status, i, st.Name)
+		}
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestStatusJSONRoundTrip(t *testing.T) {
-	for _, st := range []Status{StatusQueued, StatusRunning, StatusSuccess, StatusFailure, StatusCanceled} {
+	for _, st := range []Status{StatusQueued, StatusRunning, StatusSuccess, StatusFailure, StatusCanceled, StatusSkipped} {
 		t.Run(st.String(), func(t *testing.T) {
 			data, err := json.Marshal(Run{Status: st})
 			if err != nil {
@@ -39,7 +39,7 @@ func TestStatusRejectsUnknown(t *testing.T) {
 			t.Errorf("json.Unmarshal(%s) = %v, want an error", input, st)
 		}
 	}
-	for _, st := range []Status{0, StatusCanceled + 1, 255} {
+	for _, st := range []Status{0, StatusSkipped + 1, 255} {
 		if _, err := json.Marshal(st); err == nil {
 			t.Errorf("json.Marshal(Status(%d)) succeeded", uint8(st))
 		}
@@ -352,5 +352,34 @@ func BenchmarkCreateRun(b *testing.B) {
 		if err := s.CreateRun(&r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestUpdateRunStoresStepResults(t *testing.T) {
+	s, _ := openTestStore(t)
+	run := Run{Pipeline: "web", Status: StatusRunning}
+	if err := s.CreateRun(&run); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Date(2025, 2, 3, 4, 5, 6, 0, time.UTC)
+	want := []StepResult{
+		{Name: "test", Status: StatusFailure, ExitCode: 2, Error: `step "test" exited with code 2`,
+			StartedAt: started, FinishedAt: started.Add(time.Second)},
+		{Name: "notify", Status: StatusSkipped, Error: "an earlier step failed"},
+	}
+	if _, err := s.UpdateRun(run.ID, func(r *Run) error { r.Steps = want; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Run(run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Steps, want) {
+		t.Errorf("steps = %+v, want %+v", got.Steps, want)
+	}
+
+	_, err = s.UpdateRun(run.ID, func(r *Run) error { r.Steps[0].Status = 0; return nil })
+	if err == nil || !strings.Contains(err.Error(), `step 0 ("test")`) {
+		t.Errorf("storing a step without a status: error = %v, want one naming the step", err)
 	}
 }

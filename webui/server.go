@@ -43,6 +43,8 @@ type Config struct {
 	Pipelines   func() []*pipeline.Pipeline
 	Deployments Deployments
 	Deploys     Deploys
+	// Manual serves POST /api/pipelines/{name}/runs; nil answers 503.
+	Manual Manual
 	// Webhook serves POST /hooks/github.
 	Webhook http.Handler
 	Log     *slog.Logger
@@ -79,6 +81,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET /api/pipelines/{name}/deployments", s.apiDeployments)
 	s.handle("POST /api/pipelines/{name}/redeploy", s.apiRedeploy)
 	s.handle("POST /api/pipelines/{name}/rollback", s.apiRollback)
+	s.handle("POST /api/pipelines/{name}/runs", s.apiStartRun)
 	return s, nil
 }
 
