@@ -32,9 +32,28 @@ const e2eSecret = "e2e-webhook-secret"
 
 // daemon is one running "quai serve" with its own data folder.
 type daemon struct {
-	url  string
-	logs *syncBuffer
-	data string
+	url     string
+	logs    *syncBuffer
+	data    string
+	done    chan error
+	stopped bool
+}
+
+// wait waits for the daemon to stop, once.
+func (d *daemon) wait(t *testing.T) {
+	t.Helper()
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("quai serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("quai serve did not stop within 30s")
+	}
 }
 
 // app is a git repository holding a copy of examples/hello.
@@ -358,9 +377,71 @@ build:
 	}
 }
 
+func TestEndToEndRestartBringsAppBack(t *testing.T) {
+	base := testenv.BusyboxImage(t)
+	requireCommand(t, "git")
+	requireCommand(t, "docker")
+	name := "quai-e2e-" + randomHex(t, 4)
+	port := freePort(t)
+	repo := newApp(t, "version 1")
+	pipelines := t.TempDir()
+	writeFile(t, filepath.Join(pipelines, "hello.yml"), fmt.Sprintf(`
+repo: acme/hello
+build:
+  image: quai-e2e/%[1]s
+  args:
+    BASE: %[2]s
+deploy:
+  container: %[1]s
+  port: 8080
+  publish: 127.0.0.1:%[3]d
+  health:
+    timeout: 10s
+`, name, base, port))
+	t.Cleanup(func() { removeApp(t, name, "quai-e2e/"+name) })
+	data := t.TempDir()
+
+	ctx, stop := context.WithCancel(context.Background())
+	d := startDaemonContext(ctx, t, pipelines, map[string]string{"QUAI_DATA": data})
+	run := d.push(t, "acme/hello", "refs/heads/main", repo.commit(t, "first"), repo.dir)
+	d.waitRun(t, run, "success")
+	stop()
+	d.wait(t)
+
+	// What a crash between "stop the old container" and "start the new
+	// one" leaves: the deployed container stopped, a new one crashing.
+	ids := containersOf(t, name)
+	if out, err := exec.Command("docker", "stop", "-t", "1", ids[0]).CombinedOutput(); err != nil {
+		t.Fatalf("stopping %s: %v\n%s", ids[0], err, out)
+	}
+	leftover := name + "-r99"
+	out, err := exec.Command("docker", "run", "-d", "--name", leftover, "--label", "quai.app="+name, base, "sh", "-c", "exit 3").CombinedOutput()
+	if err != nil {
+		t.Fatalf("creating a leftover container: %v\n%s", err, out)
+	}
+
+	d2 := startDaemon(t, pipelines, map[string]string{"QUAI_DATA": data})
+	if body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); !strings.Contains(body, "version 1") {
+		t.Errorf("after a restart the app answered %q, want version 1", body)
+	}
+	if left := containersOf(t, name); len(left) != 1 || left[0] != ids[0] {
+		t.Errorf("containers after the restart: %v, want only %v", left, ids[0])
+	}
+	if !strings.Contains(d2.logs.String(), "started the last deployed container again") {
+		t.Errorf("quai's log does not say it restarted the app:\n%s", d2.logs.String())
+	}
+}
+
 // startDaemon runs "quai serve" in this process on a free port and stops
 // it when the test ends.
 func startDaemon(t *testing.T, pipelines string, env map[string]string) *daemon {
+	t.Helper()
+	return startDaemonContext(context.Background(), t, pipelines, env)
+}
+
+// startDaemonContext is startDaemon with a context whose end stops the
+// daemon before the test ends; wait then waits for it.
+func startDaemonContext(parent context.Context, t *testing.T, pipelines string, env map[string]string) *daemon {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	data := t.TempDir()
@@ -373,27 +454,20 @@ func startDaemon(t *testing.T, pipelines string, env map[string]string) *daemon 
 	}
 	maps.Copy(vars, env)
 	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve"}, io.Discard, logs, func(k string) string { return vars[k] })
 	}()
+	d := &daemon{url: "http://" + addr, logs: logs, data: vars["QUAI_DATA"], done: done}
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("quai serve returned %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("quai serve did not stop within 30s")
-		}
+		d.wait(t)
 		if t.Failed() {
 			t.Logf("quai's log:\n%s", logs.String())
 		}
 	})
 
-	d := &daemon{url: "http://" + addr, logs: logs, data: data}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(d.url + "/healthz")

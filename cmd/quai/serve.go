@@ -139,13 +139,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err := rn.Recover(pipelines); err != nil {
 		return err
 	}
-	wh, err := hook.NewHandler(secret, st, func() []*pipeline.Pipeline { return pipelines }, rn, log)
+	rn.Reconcile(ctx, pipelines)
+	set := newPipelineSet(c.pipelines, pipelines, log)
+	wh, err := hook.NewHandler(secret, st, set.Get, rn, log)
 	if err != nil {
 		return err
 	}
 	ui, err := webui.New(webui.Config{
 		Runs:        st,
-		Pipelines:   func() []*pipeline.Pipeline { return pipelines },
+		Pipelines:   set.Get,
 		Deployments: st,
 		Deploys:     rn,
 		Webhook:     wh,
@@ -155,12 +157,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		return err
 	}
-	return listenAndServe(ctx, c.listen, ui, rn, log)
+	return listenAndServe(ctx, c.listen, ui, log, rn.Run, set.Watch)
 }
 
-// listenAndServe runs the HTTP server and the runner until ctx ends, then
-// shuts both down.
-func listenAndServe(ctx context.Context, addr string, h http.Handler, rn *runner.Runner, log *slog.Logger) error {
+// listenAndServe runs the HTTP server and the workers (the runner, the
+// pipeline watcher) until ctx ends, then shuts them down.
+func listenAndServe(ctx context.Context, addr string, h http.Handler, log *slog.Logger, workers ...func(context.Context) error) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (pick another address with --listen or QUAI_LISTEN)", addr, err)
@@ -174,7 +176,9 @@ func listenAndServe(ctx context.Context, addr string, h http.Handler, rn *runner
 	log.Info("quai started", "listen", ln.Addr().String(), "version", versionString())
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return rn.Run(ctx) })
+	for _, work := range workers {
+		g.Go(func() error { return work(ctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving HTTP on %s: %w", addr, err)
@@ -209,11 +213,7 @@ func loadPipelines(dir string, log *slog.Logger) ([]*pipeline.Pipeline, error) {
 	if pipeline.HasErrors(problems) {
 		return nil, fmt.Errorf("loading pipelines from %s failed; fix the errors above (quai validate %s lists them)", dir, dir)
 	}
-	names := make([]string, len(pipelines))
-	for i, p := range pipelines {
-		names[i] = p.Name
-	}
-	log.Info("pipelines loaded", "dir", dir, "pipelines", strings.Join(names, ","))
+	log.Info("pipelines loaded", "dir", dir, "pipelines", pipelineNames(pipelines))
 	return pipelines, nil
 }
 
