@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/go-github/v60/github"
 
@@ -50,6 +51,12 @@ func (h *Handler) push(log *slog.Logger, id string, payload []byte) (int, respon
 		return http.StatusBadRequest, response{Message: fmt.Sprintf("invalid push payload: %v", err)}
 	}
 	p := parsePush(&ev)
+	if !p.deleted && p.commit != "" && !isCommitID(p.commit) {
+		log.Warn("webhook rejected", "error", "invalid commit", "commit", truncate(p.commit, 80))
+		return http.StatusBadRequest, response{Message: fmt.Sprintf("invalid commit %q in after or head_commit.id: want 40 or 64 lowercase hex characters", truncate(p.commit, 80))}
+	}
+	p.message = truncate(p.message, maxMessage)
+	p.author = truncate(p.author, maxAuthor)
 	d := store.Delivery{ID: id, Event: "push", Repo: p.repo, Ref: p.ref, Commit: p.commit, ReceivedAt: h.now()}
 	return h.deliver(log, d, func() (int, response) { return h.startPushRuns(log, p, id) })
 }
@@ -158,4 +165,38 @@ func changedFiles(ev *github.PushEvent) (files []string, complete bool) {
 	// such limit, so such a push still counts as complete here.
 	complete = !ev.GetForced() && !ev.GetCreated() && n > 0 && !truncated
 	return files, complete
+}
+
+// Commit messages and author names are stored with every run and shown on
+// every run list; a push of a 20 MB message must not make every page that
+// large.
+const (
+	maxMessage = 16 << 10
+	maxAuthor  = 256
+)
+
+// truncate shortens s to at most n bytes on a UTF-8 boundary, marking the
+// cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// isCommitID reports whether s is a full SHA-1 or SHA-256 object name.
+func isCommitID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

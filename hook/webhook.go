@@ -30,7 +30,21 @@ const zeroCommit = "0000000000000000000000000000000000000000"
 type Deliveries interface {
 	SaveDelivery(d store.Delivery) error
 	UpdateDelivery(id string, fn func(*store.Delivery) error) error
+	Delivery(id string) (store.Delivery, error)
 }
+
+// maxDeliveryID bounds the X-GitHub-Delivery header: GitHub sends a UUID,
+// and the store keys deliveries by it.
+const maxDeliveryID = 200
+
+// maxBodiesInFlight bounds how many request bodies are read at once. Each
+// may take 25 MB before its signature can be checked, so without a bound
+// unauthenticated senders could make quai hold gigabytes.
+const maxBodiesInFlight = 4
+
+// queueFailedPrefix starts the result of a delivery whose runs could not
+// be queued; a redelivery of it is processed again.
+const queueFailedPrefix = "queueing runs failed"
 
 // Queue starts runs.
 type Queue interface {
@@ -45,6 +59,7 @@ type Handler struct {
 	queue      Queue
 	log        *slog.Logger
 	now        func() time.Time
+	bodies     chan struct{}
 }
 
 // NewHandler returns a webhook handler. secret must not be empty: an
@@ -54,7 +69,10 @@ func NewHandler(secret []byte, d Deliveries, pipelines func() []*pipeline.Pipeli
 	if len(secret) == 0 {
 		return nil, errors.New("creating webhook handler: the webhook secret is empty; set QUAI_WEBHOOK_SECRET or let quai generate one")
 	}
-	return &Handler{secret: secret, deliveries: d, pipelines: pipelines, queue: q, log: log, now: time.Now}, nil
+	return &Handler{
+		secret: secret, deliveries: d, pipelines: pipelines, queue: q, log: log, now: time.Now,
+		bodies: make(chan struct{}, maxBodiesInFlight),
+	}, nil
 }
 
 // response is the JSON body of every webhook answer, so GitHub's delivery
@@ -79,6 +97,20 @@ func (h *Handler) handle(r *http.Request) (int, response) {
 	id := github.DeliveryID(r)
 	log := h.log.With("delivery", id, "event", event)
 
+	if len(id) > maxDeliveryID {
+		log = h.log.With("event", event)
+		log.Warn("webhook rejected", "error", "X-GitHub-Delivery too long")
+		return http.StatusBadRequest, response{Message: fmt.Sprintf("X-GitHub-Delivery has %d characters, more than %d: GitHub sends a UUID", len(id), maxDeliveryID)}
+	}
+	select {
+	case h.bodies <- struct{}{}:
+		defer func() { <-h.bodies }()
+	case <-r.Context().Done():
+		return http.StatusServiceUnavailable, response{Message: "request canceled while waiting"}
+	case <-time.After(10 * time.Second):
+		log.Warn("webhook rejected", "remote", r.RemoteAddr, "error", "too many webhook bodies being read")
+		return http.StatusServiceUnavailable, response{Message: "too many webhooks are being received at once; redeliver this one from GitHub"}
+	}
 	payload, status, err := h.verify(r)
 	if err != nil {
 		log.Warn("webhook rejected", "remote", r.RemoteAddr, "error", err)
@@ -147,7 +179,7 @@ func (h *Handler) verify(r *http.Request) ([]byte, int, error) {
 // deliver records delivery d, calls start to queue its runs and stores
 // start's answer on the delivery.
 func (h *Handler) deliver(log *slog.Logger, d store.Delivery, start func() (int, response)) (int, response) {
-	if err := h.deliveries.SaveDelivery(d); err != nil {
+	if err := h.deliveries.SaveDelivery(d); err != nil && !h.retryable(d.ID, err) {
 		return h.saveFailed(log, d, err)
 	}
 	status, resp := start()
@@ -179,7 +211,7 @@ func (h *Handler) enqueue(log *slog.Logger, reqs []runner.Request, noMatch strin
 
 	switch {
 	case len(failed) > 0:
-		return http.StatusInternalServerError, response{Message: fmt.Sprintf("queueing runs failed for pipelines %s; see quai's log", strings.Join(failed, ", ")), Runs: runs}
+		return http.StatusInternalServerError, response{Message: fmt.Sprintf("%s for pipelines %s; see quai's log, then redeliver the webhook", queueFailedPrefix, strings.Join(failed, ", ")), Runs: runs}
 	case len(runs) == 0:
 		log.Info("webhook accepted", "result", "no matching pipeline")
 		return http.StatusAccepted, response{Message: noMatch + "; nothing started"}
@@ -195,6 +227,17 @@ func (h *Handler) record(log *slog.Logger, d store.Delivery, status int, resp re
 	}
 	log.Info("webhook accepted", "result", d.Result)
 	return status, resp
+}
+
+// retryable reports whether a delivery seen before may be processed
+// again: its runs could not be queued the first time, so GitHub's
+// redeliver button must not be answered as a duplicate.
+func (h *Handler) retryable(id string, err error) bool {
+	if !errors.Is(err, store.ErrDeliveryExists) {
+		return false
+	}
+	earlier, err := h.deliveries.Delivery(id)
+	return err == nil && strings.HasPrefix(earlier.Result, queueFailedPrefix)
 }
 
 func (h *Handler) saveFailed(log *slog.Logger, d store.Delivery, err error) (int, response) {

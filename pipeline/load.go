@@ -35,7 +35,7 @@ func LoadDir(dir string) (pipelines []*Pipeline, problems []Problem, err error) 
 			continue
 		}
 		file := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(file)
+		data, err := readPipelineFile(file)
 		if err != nil {
 			problems = append(problems, Problem{File: file, Message: fmt.Sprintf("reading file: %v", err)})
 			continue
@@ -48,6 +48,7 @@ func LoadDir(dir string) (pipelines []*Pipeline, problems []Problem, err error) 
 	}
 
 	problems = append(problems, duplicateNames(results)...)
+	problems = append(problems, sharedDeployTargets(results)...)
 	for _, r := range results {
 		if !r.duplicate {
 			pipelines = append(pipelines, r.pipeline)
@@ -56,6 +57,28 @@ func LoadDir(dir string) (pipelines []*Pipeline, problems []Problem, err error) 
 	slices.SortFunc(pipelines, func(a, b *Pipeline) int { return strings.Compare(a.Name, b.Name) })
 	sortProblems(problems)
 	return pipelines, problems, nil
+}
+
+// MaxFileSize bounds a pipeline file. Real ones are a few kilobytes; the
+// bound keeps a mistaken file (a log, a link to a device) from filling
+// memory.
+const MaxFileSize = 1 << 20
+
+// readPipelineFile reads a regular file of at most MaxFileSize bytes,
+// following links. A FIFO or device would block or never end, so anything
+// else is refused with the reason.
+func readPipelineFile(file string) ([]byte, error) {
+	info, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s), so it is not read", info.Mode().Type())
+	}
+	if info.Size() > MaxFileSize {
+		return nil, fmt.Errorf("the file has %d bytes, more than the %d a pipeline file may have", info.Size(), MaxFileSize)
+	}
+	return os.ReadFile(file)
 }
 
 // Parse parses one file's bytes. file is used in positions and for the
@@ -271,6 +294,46 @@ func duplicateNames(results []parsed) []Problem {
 			Message: fmt.Sprintf("duplicate pipeline name %q, also used at %s, rename one of them",
 				r.pipeline.Name, strings.Join(others, ", ")),
 		})
+	}
+	return problems
+}
+
+// sharedDeployTargets reports pipelines that deploy the same app name or
+// publish on the same address: each deploy removes the other app's
+// containers, or cannot bind its port. Both pipelines are left out.
+func sharedDeployTargets(results []parsed) []Problem {
+	type use struct{ key, what string }
+	byTarget := map[use][]int{}
+	for i, r := range results {
+		d := r.pipeline.Deploy
+		if r.duplicate || d == nil {
+			continue
+		}
+		byTarget[use{d.Container, "deploy.container"}] = append(byTarget[use{d.Container, "deploy.container"}], i)
+		if d.Publish != "" {
+			byTarget[use{d.Publish, "deploy.publish"}] = append(byTarget[use{d.Publish, "deploy.publish"}], i)
+		}
+	}
+	var problems []Problem
+	for target, same := range byTarget {
+		if len(same) < 2 {
+			continue
+		}
+		for _, i := range same {
+			r := &results[i]
+			r.duplicate = true
+			var others []string
+			for _, j := range same {
+				if j != i {
+					others = append(others, fmt.Sprintf("pipeline %q (%s)", results[j].pipeline.Name, results[j].pipeline.File))
+				}
+			}
+			problems = append(problems, Problem{
+				File: r.pipeline.File,
+				Message: fmt.Sprintf("%s %q is also used by %s: the deploys would replace each other's containers, give each pipeline its own",
+					target.what, target.key, strings.Join(others, ", ")),
+			})
+		}
 	}
 	return problems
 }

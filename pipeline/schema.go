@@ -430,6 +430,7 @@ func decodeDeploy(d *decoder, path string, e entry) *Deploy {
 	}
 	d.requireKey(path, m, "container", `"container: hello"`)
 	d.requireKey(path, m, "port", `"port: 8080"`)
+	d.requireKey(path, m, "health", `"health: {path: /healthz}"`)
 
 	if !m.has("network") {
 		dp.Network = defaultNetwork

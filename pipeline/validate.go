@@ -216,26 +216,28 @@ func validateCloneURL(s string) error {
 			return fmt.Errorf("invalid clone URL %q: %w", s, err)
 		}
 		switch u.Scheme {
-		case "https", "http", "ssh", "git":
+		case "https":
 			if u.Host == "" {
 				return fmt.Errorf("invalid clone URL %q, the host is missing", s)
+			}
+			// Credentials in the URL would be stored with every run and
+			// shown by the API.
+			if u.User != nil {
+				return fmt.Errorf("invalid clone URL %q, remove the credentials and set QUAI_GITHUB_TOKEN instead", u.Redacted())
 			}
 		case "file":
 			if u.Path == "" {
 				return fmt.Errorf("invalid clone URL %q, the path is missing", s)
 			}
 		default:
-			return fmt.Errorf("invalid clone URL %q, use https, http, ssh, git or file", s)
+			return fmt.Errorf("invalid clone URL %q, quai checks out over https://, file:// or a local path", s)
 		}
 		return nil
 	}
 	if path.IsAbs(s) {
 		return nil
 	}
-	if user, rest, ok := strings.Cut(s, "@"); ok && user != "" && strings.Contains(rest, ":") {
-		return nil
-	}
-	return fmt.Errorf("invalid clone URL %q, expected a URL, user@host:path or an absolute path", s)
+	return fmt.Errorf("invalid clone URL %q, quai checks out over https://, file:// or an absolute local path", s)
 }
 
 func validateVaultAddress(s string) error {

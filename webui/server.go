@@ -169,6 +169,9 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if limit < 1 {
+		return &httpError{status: http.StatusBadRequest, public: "invalid limit 0: ask for at least 1 run"}
+	}
 	before, err := intParam(q.Get("before"), 0)
 	if err != nil {
 		return err

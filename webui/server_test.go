@@ -107,6 +107,7 @@ func TestRunEndpoints(t *testing.T) {
 		{"/api/runs/0", 400, "text/plain", []string{"invalid run id"}, nil},
 		{"/api/runs/99", 404, "text/plain", []string{"run 99 not found"}, nil},
 		{"/api/runs?limit=-1", 400, "text/plain", []string{"invalid number"}, nil},
+		{"/api/runs?limit=0", 400, "text/plain", []string{"invalid limit 0"}, nil},
 		{"/runs/2", 200, "text/html", []string{"&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;b&gt;bold&lt;/b&gt; line"}, []string{"<script>alert", "<b>bold"}},
 		{"/", 200, "text/html", []string{"#2", "&lt;script&gt;"}, []string{"<script>alert"}},
 		{"/healthz", 200, "text/plain", []string{"ok test"}, nil},
