@@ -64,8 +64,35 @@ func Checkout(ctx context.Context, url, commit, dir, token string, out io.Writer
 	if err != nil {
 		return fmt.Errorf("reading HEAD after checking out %s from %s: %w", commit, url, err)
 	}
-	if head = strings.TrimSpace(head); head != commit {
+	// An annotated tag's object names the commit it tags: HEAD is that
+	// commit, not the tag object.
+	want, err := git.run(ctx, "rev-parse", "--verify", commit+"^{commit}")
+	if err != nil {
+		return fmt.Errorf("resolving %s from %s to a commit: %w", commit, url, err)
+	}
+	if head, want = strings.TrimSpace(head), strings.TrimSpace(want); head != want {
 		return fmt.Errorf("checking out %s from %s: HEAD is %s", commit, url, head)
+	}
+	return nil
+}
+
+// Fetch adds commit, fetched from url without its history, to the
+// repository that Checkout made in dir, so two commits can be compared
+// with ChangedFiles. A commit the server no longer has returns an error
+// wrapping ErrCommitNotFound.
+func Fetch(ctx context.Context, url, commit, dir, token string) error {
+	commit, err := validateCommit(commit)
+	if err != nil {
+		return err
+	}
+	r, err := parseRemote(url)
+	if err != nil {
+		return err
+	}
+	git := newCommand(dir, r, token, nil)
+	err = fetchCommit(ctx, git, commit, nil)
+	if err != nil || !hasCommit(ctx, git, commit) {
+		return fmt.Errorf("fetching commit %s from %s: %w (%v)", commit, url, ErrCommitNotFound, err)
 	}
 	return nil
 }

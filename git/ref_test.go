@@ -3,6 +3,7 @@ package git
 import (
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -153,5 +154,48 @@ func TestResolveRefSHA256Repository(t *testing.T) {
 	}
 	if got.Commit != commit {
 		t.Errorf("Commit = %s, want %s", got.Commit, commit)
+	}
+}
+
+func TestFetchThenChangedFiles(t *testing.T) {
+	repo := newRepo(t, "main")
+	first := repo.commit(map[string]string{"a.txt": "one\n"})
+	second := repo.commit(map[string]string{"b/c.txt": "two\n"})
+
+	dir := filepath.Join(t.TempDir(), "checkout")
+	ctx := context.Background()
+	if err := Checkout(ctx, repo.dir, second, dir, "", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := Fetch(ctx, repo.dir, first, dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ChangedFiles(ctx, dir, first, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(files, ",") != "b/c.txt" {
+		t.Errorf("changed files = %v, want [b/c.txt]", files)
+	}
+	missing := strings.Repeat("1", 40)
+	if err := Fetch(ctx, repo.dir, missing, dir, ""); !errors.Is(err, ErrCommitNotFound) {
+		t.Errorf("fetching a missing commit returned %v, want ErrCommitNotFound", err)
+	}
+}
+
+func TestCheckoutAnnotatedTagObject(t *testing.T) {
+	repo := newRepo(t, "main")
+	commit := repo.commit(map[string]string{"a.txt": "one\n"})
+	gitIn(t, repo.dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "tag", "-a", "v1", "-m", "release")
+	tagObject := gitIn(t, repo.dir, "rev-parse", "v1")
+	if tagObject == commit {
+		t.Fatal("the tag object equals the commit: the tag is not annotated")
+	}
+	dir := filepath.Join(t.TempDir(), "checkout")
+	if err := Checkout(context.Background(), repo.dir, tagObject, dir, "", io.Discard); err != nil {
+		t.Fatalf("checking out the annotated tag object: %v", err)
+	}
+	if head := gitIn(t, dir, "rev-parse", "HEAD"); head != commit {
+		t.Errorf("HEAD = %s, want the tagged commit %s", head, commit)
 	}
 }

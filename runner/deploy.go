@@ -167,6 +167,11 @@ func (r *Runner) containerEnv(ctx context.Context, d *pipeline.Deploy, out *logW
 	for _, k := range keys {
 		env = append(env, k+"="+d.Env[k])
 	}
+	secrets, err := r.readSecrets(ctx, d.Secrets, out)
+	if err != nil {
+		return nil, credentials{}, fmt.Errorf("reading deploy secrets: %w", err)
+	}
+	env = append(env, secrets...)
 	if d.Vault == nil {
 		return env, credentials{}, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quai-ci/quai/engine"
@@ -72,9 +73,13 @@ func (r *Runner) execute(ctx context.Context, j job) {
 
 	err = r.steps(runCtx, j, out, log)
 	status, reason := store.StatusSuccess, ""
+	var skip *skipError
 	switch {
 	case err == nil:
 		out.Printf("run succeeded in %s", time.Since(started).Round(time.Millisecond))
+	case errors.As(err, &skip):
+		status, reason, err = store.StatusSkipped, skip.reason, nil
+		out.Printf("run skipped: %s", skip.reason)
 	case ctx.Err() != nil:
 		status, reason = store.StatusCanceled, cancelReason(ctx)
 		out.Printf("run canceled: %v", err)
@@ -118,6 +123,9 @@ func (r *Runner) steps(ctx context.Context, j job, out *logWriter, log *slog.Log
 	out.Printf("checking out %s at %s", redactURL(j.run.CloneURL), j.run.Commit)
 	if err := r.cfg.Checkout(ctx, j.run.CloneURL, j.run.Commit, dir, r.cfg.GitHubToken, out); err != nil {
 		return fmt.Errorf("checking out: %w", err)
+	}
+	if err := r.filterPaths(ctx, j, dir, out); err != nil {
+		return err
 	}
 	return r.runPlan(ctx, j, dir, out, log)
 }
@@ -188,18 +196,22 @@ func (r *Runner) build(ctx context.Context, j job, dir string, out *logWriter) (
 		return "", fmt.Errorf("building %s: %w", image, err)
 	}
 	dockerfile := filepath.Join(contextDir, b.Dockerfile)
-	if data, err := os.ReadFile(dockerfile); err == nil {
+	if data, err := readSmallFile(dockerfile, maxDockerfile); err == nil {
 		rel := filepath.ToSlash(filepath.Join(b.Context, b.Dockerfile))
 		for _, p := range pipeline.CheckDockerfile(rel, data) {
 			out.Printf("%s", p.String())
 		}
+	}
+	args, err := r.buildArgs(ctx, j, out)
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w", image, err)
 	}
 	out.Printf("building %s from %s (%s)", image, b.Context, b.Dockerfile)
 	_, err = r.cfg.Engine.Build(ctx, engine.BuildOptions{
 		ContextDir: contextDir,
 		Dockerfile: b.Dockerfile,
 		Tags:       []string{image, b.Image + ":" + pipeline.ImageTag(branchOf(j.run.Ref))},
-		Args:       b.Args,
+		Args:       args,
 		Labels: map[string]string{
 			LabelPipeline: j.run.Pipeline,
 			LabelRepo:     j.run.Repo,
@@ -259,3 +271,51 @@ func branchOf(ref string) string {
 
 // errUnhealthy marks a deploy whose new container never became healthy.
 var errUnhealthy = errors.New("container never became healthy")
+
+// maxDockerfile bounds the Dockerfile read for syntax warnings: a commit
+// could make it a link to /dev/zero.
+const maxDockerfile = 1 << 20
+
+// readSmallFile reads a regular file of at most limit bytes. Links are
+// followed, but anything that is not a regular file (a device, a FIFO) is
+// refused, so a checked-out repository cannot make quai read forever.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return os.ReadFile(path)
+}
+
+// buildArgs returns the build's arguments with its secrets read from
+// Vault. A pull request from a fork gets no secrets.
+func (r *Runner) buildArgs(ctx context.Context, j job, out *logWriter) (map[string]string, error) {
+	b := j.plan.Build
+	if len(b.Secrets) == 0 {
+		return b.Args, nil
+	}
+	args := make(map[string]string, len(b.Args)+len(b.Secrets))
+	for k, v := range b.Args {
+		args[k] = v
+	}
+	if j.fork {
+		out.Printf("the build gets no secrets: the pull request comes from a fork")
+		return args, nil
+	}
+	secrets, err := r.readSecrets(ctx, b.Secrets, out)
+	if err != nil {
+		return nil, err
+	}
+	out.Printf("warning: %d secret(s) passed as build arguments stay readable in the image's history", len(secrets))
+	for _, kv := range secrets {
+		name, value, _ := strings.Cut(kv, "=")
+		args[name] = value
+	}
+	return args, nil
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"runtime"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ type Engine interface {
 	Inspect(ctx context.Context, nameOrID string) (engine.Container, error)
 	List(ctx context.Context, labels map[string]string) ([]engine.Container, error)
 	Logs(ctx context.Context, nameOrID string, n int) (string, error)
+	StepEngine
 	ImageExists(ctx context.Context, ref string) (bool, error)
 	RemoveImage(ctx context.Context, ref string) error
 }
@@ -52,6 +54,7 @@ type Vault interface {
 	Address() string
 	IssueAppRole(ctx context.Context, role string) (vault.Credentials, error)
 	DestroySecretID(ctx context.Context, role, accessor string) error
+	ReadSecret(ctx context.Context, mount, path, key string) (vault.Secret, error)
 }
 
 // CheckoutFunc fetches exactly commit from url into dir.
@@ -147,10 +150,8 @@ type job struct {
 	run  store.Run
 	plan *pipeline.Pipeline
 
-	// The facts below come from the request and are not stored, so a run
-	// queued again by Recover has their zero values.
-	// TODO: read pullRequest, fork and before from store.Run once it has
-	// them; until then Recover treats every pull request run as a fork.
+	// changedFiles and filesComplete come from the request and are not
+	// stored, so a run queued again by Recover asks git for its files.
 	pullRequest   int
 	fork          bool
 	before        string
@@ -253,18 +254,21 @@ func (r *Runner) Enqueue(req Request) (store.Run, error) {
 		return store.Run{}, errors.New("queueing run: no pipeline given")
 	}
 	run := store.Run{
-		Pipeline:   req.Pipeline.Name,
-		Status:     store.StatusQueued,
-		Trigger:    req.Trigger,
-		DeliveryID: req.DeliveryID,
-		Repo:       req.Repo,
-		Ref:        req.Ref,
-		Commit:     req.Commit,
-		CloneURL:   cloneURL(req.Pipeline, req.CloneURL),
-		Message:    req.Message,
-		Author:     req.Author,
-		Deployment: req.Deployment,
-		Image:      req.Image,
+		Pipeline:    req.Pipeline.Name,
+		Status:      store.StatusQueued,
+		Trigger:     req.Trigger,
+		DeliveryID:  req.DeliveryID,
+		Repo:        req.Repo,
+		Ref:         req.Ref,
+		Commit:      req.Commit,
+		CloneURL:    cloneURL(req.Pipeline, req.CloneURL),
+		Message:     req.Message,
+		Author:      req.Author,
+		Deployment:  req.Deployment,
+		Image:       req.Image,
+		PullRequest: req.PullRequest,
+		Fork:        req.Fork,
+		Before:      req.Before,
 	}
 	j := job{
 		plan:          req.Pipeline,
@@ -346,7 +350,7 @@ func (r *Runner) Recover(pipelines []*pipeline.Pipeline) error {
 		p := byName[run.Pipeline]
 		if run.Status == store.StatusQueued && p != nil {
 			r.mu.Lock()
-			r.add(job{run: run, plan: p, fork: run.Trigger == TriggerPullRequest})
+			r.add(job{run: run, plan: p, pullRequest: run.PullRequest, fork: run.Fork, before: run.Before})
 			r.mu.Unlock()
 			r.signal()
 			continue
@@ -655,12 +659,15 @@ func (r *Runner) finish(id uint64, status store.Status, reason string) {
 // cloneURL picks where a run fetches its source: the pipeline's clone_url,
 // else the payload's, else the GitHub URL of the pipeline's repo.
 func cloneURL(p *pipeline.Pipeline, payload string) string {
-	switch {
-	case p.CloneURL != "":
+	if p.CloneURL != "" {
 		return p.CloneURL
-	case payload != "":
-		return payload
-	default:
-		return "https://github.com/" + p.Repo + ".git"
 	}
+	// The payload is signed, but a sender with the secret should still not
+	// point quai at a local path or embed credentials: only a plain https
+	// URL is taken from it.
+	if u, err := url.Parse(payload); err == nil && u.Scheme == "https" && u.Host != "" {
+		u.User = nil
+		return u.String()
+	}
+	return "https://github.com/" + p.Repo + ".git"
 }

@@ -3,12 +3,14 @@ package runner
 import (
 	"context"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/quai-ci/quai/internal/testenv"
 	"github.com/quai-ci/quai/pipeline"
 	"github.com/quai-ci/quai/store"
 )
@@ -244,5 +246,36 @@ func TestRunRejectsInvalidCommit(t *testing.T) {
 	}
 	if len(g.order) != 0 {
 		t.Errorf("checkout ran for an invalid commit")
+	}
+}
+
+// requireGitBinary skips, or fails under QUAI_REQUIRE_INTEGRATION, when
+// the git command is missing.
+func requireGitBinary(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		testenv.Skip(t, "git", err.Error())
+	}
+}
+
+func TestCloneURLFromPayload(t *testing.T) {
+	p := &pipeline.Pipeline{Repo: "acme/web"}
+	local := &pipeline.Pipeline{Repo: "acme/web", CloneURL: "/srv/git/web"}
+	tests := []struct {
+		p       *pipeline.Pipeline
+		payload string
+		want    string
+	}{
+		{p, "https://github.com/acme/web.git", "https://github.com/acme/web.git"},
+		{p, "https://user:secret@ghe.example/acme/web.git", "https://ghe.example/acme/web.git"},
+		{p, "/work/main", "https://github.com/acme/web.git"},
+		{p, "file:///etc", "https://github.com/acme/web.git"},
+		{p, "", "https://github.com/acme/web.git"},
+		{local, "https://github.com/acme/web.git", "/srv/git/web"},
+	}
+	for _, tt := range tests {
+		if got := cloneURL(tt.p, tt.payload); got != tt.want {
+			t.Errorf("cloneURL(%q, %q) = %q, want %q", tt.p.CloneURL, tt.payload, got, tt.want)
+		}
 	}
 }

@@ -160,11 +160,7 @@ func (r *Runner) runStep(ctx context.Context, s *stepState, i int) {
 // execStep runs one step's container and returns its result and, unless
 // it succeeded, an error naming the step.
 func (r *Runner) execStep(ctx context.Context, s *stepState, step pipeline.Step, image string) (store.StepResult, error) {
-	eng, ok := r.cfg.Engine.(StepEngine)
-	if !ok {
-		return failedStep(store.StatusFailure, -1, fmt.Errorf("step %q: the configured engine cannot run steps", step.Name))
-	}
-
+	eng := r.cfg.Engine
 	var secrets []string
 	switch {
 	case len(step.Secrets) == 0:
@@ -172,7 +168,7 @@ func (r *Runner) execStep(ctx context.Context, s *stepState, step pipeline.Step,
 		s.out.Printf("step %q gets no secrets: the pull request comes from a fork", step.Name)
 	default:
 		var err error
-		if secrets, err = r.stepSecrets(ctx, step, s.out); err != nil {
+		if secrets, err = r.readSecrets(ctx, step.Secrets, s.out); err != nil {
 			return failedStep(store.StatusFailure, -1, fmt.Errorf("step %q: reading secrets: %w", step.Name, err))
 		}
 	}
@@ -222,16 +218,6 @@ func stepOutcome(runCtx, stepCtx context.Context, name string, code int, err err
 
 func failedStep(status store.Status, code int, err error) (store.StepResult, error) {
 	return store.StepResult{Status: status, ExitCode: code, Error: err.Error()}, err
-}
-
-// stepSecrets returns the step's secrets as "NAME=value" entries and adds
-// every value to out's masks before returning. It is not called for a pull
-// request from a fork.
-//
-// TODO: read step.Secrets from Vault. Until then a step gets none of its
-// secrets and its commands see the variables unset.
-func (r *Runner) stepSecrets(ctx context.Context, step pipeline.Step, out *logWriter) ([]string, error) {
-	return nil, nil
 }
 
 // stepTimeoutError is the cause of a step's context when its own timeout

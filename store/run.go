@@ -84,6 +84,14 @@ type Run struct {
 	// Deployment is the deployment a redeploy or rollback run puts back in
 	// service; 0 for runs that build.
 	Deployment uint64 `json:"deployment,omitempty"`
+	// PullRequest is the pull request number of a pull request run, and
+	// Fork says whether its head is in another repository (then the run
+	// gets no secrets and never deploys).
+	PullRequest int  `json:"pull_request,omitempty"`
+	Fork        bool `json:"fork,omitempty"`
+	// Before is the commit the ref pointed to before the push (or the base
+	// of a pull request), for computing changed files.
+	Before string `json:"before,omitempty"`
 	// DeliveryID is the X-GitHub-Delivery of the webhook, if any.
 	DeliveryID string `json:"delivery_id,omitempty"`
 	Repo       string `json:"repo"`
