@@ -72,7 +72,7 @@ func TestEndToEndPushDeploys(t *testing.T) {
 	port := freePort(t)
 	repo := newApp(t, "version 1")
 	pipelines := t.TempDir()
-	writeFile(t, filepath.Join(pipelines, "hello.yml"), fmt.Sprintf(`
+	writeFile(t, filepath.Join(pipelines, "hello.yml"), withCloneURL(repo.dir, fmt.Sprintf(`
 name: hello
 repo: acme/hello
 on:
@@ -94,7 +94,7 @@ deploy:
     APP_ENV: e2e
   vault:
     approle: 1interviewparjour-app
-`, name, base, port))
+`, name, base, port)))
 	t.Cleanup(func() { removeApp(t, name, "quai-e2e/"+name) })
 
 	d := startDaemon(t, pipelines, map[string]string{"VAULT_ADDR": v.Addr, "VAULT_TOKEN": v.RootToken})
@@ -285,7 +285,7 @@ func TestEndToEndVaultLoginInsideContainer(t *testing.T) {
 	port := freePort(t)
 	repo := newApp(t, "host network")
 	pipelines := t.TempDir()
-	writeFile(t, filepath.Join(pipelines, "host.yml"), fmt.Sprintf(`
+	writeFile(t, filepath.Join(pipelines, "host.yml"), withCloneURL(repo.dir, fmt.Sprintf(`
 repo: acme/hello-host
 build:
   image: quai-e2e/%[1]s
@@ -301,7 +301,7 @@ deploy:
     PORT: "%[3]d"
   vault:
     approle: 1interviewparjour-app
-`, name, base, port))
+`, name, base, port)))
 	t.Cleanup(func() { removeApp(t, name, "quai-e2e/"+name) })
 
 	d := startDaemon(t, pipelines, map[string]string{"VAULT_ADDR": v.Addr, "VAULT_TOKEN": v.RootToken})
@@ -359,6 +359,7 @@ func TestEndToEndDockerDown(t *testing.T) {
 	pipelines := t.TempDir()
 	writeFile(t, filepath.Join(pipelines, "hello.yml"), `
 repo: acme/hello
+clone_url: `+repo.dir+`
 build:
   image: quai-e2e/docker-down
   args:
@@ -385,7 +386,7 @@ func TestEndToEndRestartBringsAppBack(t *testing.T) {
 	port := freePort(t)
 	repo := newApp(t, "version 1")
 	pipelines := t.TempDir()
-	writeFile(t, filepath.Join(pipelines, "hello.yml"), fmt.Sprintf(`
+	writeFile(t, filepath.Join(pipelines, "hello.yml"), withCloneURL(repo.dir, fmt.Sprintf(`
 repo: acme/hello
 build:
   image: quai-e2e/%[1]s
@@ -397,7 +398,7 @@ deploy:
   publish: 127.0.0.1:%[3]d
   health:
     timeout: 10s
-`, name, base, port))
+`, name, base, port)))
 	t.Cleanup(func() { removeApp(t, name, "quai-e2e/"+name) })
 	data := t.TempDir()
 
@@ -749,4 +750,11 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// withCloneURL adds clone_url to a pipeline after its repo line: quai
+// takes only https clone URLs from webhook payloads, so a test repository
+// on disk is named in the pipeline.
+func withCloneURL(dir, yaml string) string {
+	return strings.Replace(yaml, "\nrepo: ", "\nclone_url: "+dir+"\nrepo: ", 1)
 }

@@ -102,3 +102,30 @@ func TestServeStartsWithoutHAProxy(t *testing.T) {
 		t.Errorf("quai's log does not warn about the missing HAProxy:\n%s", d.logs.String())
 	}
 }
+
+func TestShippedPipelinesValidate(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"validate", "../../pipelines.d"}, &stdout, &stderr, os.Getenv); err != nil {
+		t.Fatalf("quai validate pipelines.d: %v\n%s", err, stderr.String())
+	}
+	for _, name := range []string{"landing-page", "admin", "hello"} {
+		if !strings.Contains(stdout.String(), fmt.Sprintf("pipeline %q is valid", name)) {
+			t.Errorf("pipeline %s is not listed as valid:\n%s", name, stdout.String())
+		}
+	}
+}
+
+func TestServeStartsWithShippedPipelinesWithoutHAProxy(t *testing.T) {
+	if _, err := os.Stat("/run/haproxy/admin.sock"); err == nil {
+		t.Skip("this machine runs an HAProxy with the shipped pipelines' socket")
+	}
+	d := startDaemon(t, "../../pipelines.d", nil)
+	for _, backend := range []string{"landing_page", "admin_ui"} {
+		if !strings.Contains(d.logs.String(), "backend="+backend) {
+			t.Errorf("quai's log does not warn about backend %s:\n%s", backend, d.logs.String())
+		}
+	}
+	if got := d.pipelineNames(t); got != "admin,hello,landing-page" {
+		t.Errorf("pipelines = %q, want admin,hello,landing-page", got)
+	}
+}

@@ -24,6 +24,7 @@ Usage:
   quai validate [--online] [DIR]  check every pipeline file in DIR (default ./pipelines.d)
   quai push [flags] REPO_DIR  send a signed push webhook for a local git repository
   quai haproxy [DIR]          print the haproxy.cfg lines the pipelines in DIR need
+  quai run [flags] NAME       run a pipeline's steps and build once, without deploying
   quai version                print the version
 
 Run "quai COMMAND -h" for a command's flags.
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return validate(ctx, args[1:], stdout, stderr)
 	case "haproxy":
 		return haproxyLines(args[1:], stdout, stderr)
+	case "run":
+		return runOnce(ctx, args[1:], stdout, stderr, getenv)
 	case "push":
 		return push(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":

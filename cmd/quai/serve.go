@@ -26,6 +26,7 @@ import (
 	"github.com/quai-ci/quai/hook"
 	"github.com/quai-ci/quai/pipeline"
 	"github.com/quai-ci/quai/runner"
+	"github.com/quai-ci/quai/schedule"
 	"github.com/quai-ci/quai/store"
 	"github.com/quai-ci/quai/vault"
 	"github.com/quai-ci/quai/webui"
@@ -141,6 +142,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	}
 	rn.Reconcile(ctx, pipelines)
 	set := newPipelineSet(c.pipelines, pipelines, log)
+	sched := schedule.New(schedule.Config{Starter: rn, Log: log})
+	sched.Set(pipelines)
+	set.onChange = sched.Set
 	wh, err := hook.NewHandler(secret, st, set.Get, rn, log)
 	if err != nil {
 		return err
@@ -150,6 +154,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		Pipelines:   set.Get,
 		Deployments: st,
 		Deploys:     rn,
+		Manual:      rn,
 		Webhook:     wh,
 		Log:         log,
 		Version:     versionString(),
@@ -157,7 +162,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		return err
 	}
-	return listenAndServe(ctx, c.listen, ui, log, rn.Run, set.Watch)
+	workers := []func(context.Context) error{rn.Run, set.Watch, sched.Run}
+	if vc != nil {
+		workers = append(workers, func(ctx context.Context) error {
+			vc.KeepAlive(ctx)
+			return nil
+		})
+	}
+	return listenAndServe(ctx, c.listen, ui, log, workers...)
 }
 
 // listenAndServe runs the HTTP server and the workers (the runner, the
