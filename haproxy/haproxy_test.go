@@ -373,6 +373,7 @@ func TestCheckBackend(t *testing.T) {
 		{Name: "blue", Port: port},
 		{Name: "green", Port: port, Disabled: true},
 		{Name: "plain", Port: port, NoCheck: true},
+		{Name: "quick", Port: port, Fall: 1},
 	}})
 	c := New(h.Socket, 0)
 	ctx := context.Background()
@@ -388,6 +389,7 @@ func TestCheckBackend(t *testing.T) {
 		{"missing server", "app", []string{"blue", "purple"}, []string{"server app/purple not found"}},
 		{"no check", "app", []string{"plain", "blue"}, []string{"server app/plain has no health check"}},
 		{"invalid server name", "app", []string{"blue", "bad name"}, []string{`invalid server name "bad name"`}},
+		{"fall 1", "app", []string{"quick", "blue"}, []string{"server app/quick has `fall 1`"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

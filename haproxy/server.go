@@ -129,8 +129,21 @@ func (c *Client) CheckBackend(ctx context.Context, backend string, servers []str
 	for _, st := range states {
 		byName[st.Server] = st
 	}
+	// A slot leaving maintenance shows "DRAIN 1/<fall>" until a fresh check
+	// passes; with fall 1 it shows a plain "DRAIN" at once, and a rollout
+	// could not tell a stale check result from a new one.
+	fall := map[string]int{}
+	if stats, err := c.Stats(ctx, backend); err == nil {
+		for _, s := range stats {
+			fall[s.Server] = s.CheckFall
+		}
+	}
 	var findings []string
 	for _, name := range servers {
+		if f, ok := fall[name]; ok && f == 1 {
+			findings = append(findings, fmt.Sprintf("server %s/%s has `fall 1`: use `fall 2` or more, so a "+
+				"rollout can tell a fresh health check from the one before maintenance", backend, name))
+		}
 		st, ok := byName[name]
 		switch {
 		case validateName("server", name) != nil:

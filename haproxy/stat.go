@@ -41,6 +41,9 @@ type Stat struct {
 	Econ    int64 // failed connection attempts
 	Eresp   int64 // response errors
 	Hrsp5xx int64 // HTTP responses with a 5xx status
+	// CheckFall is the server's `fall`: how many failed checks take it
+	// down. 0 for a server without checks.
+	CheckFall int
 }
 
 // Stats returns the server rows of backend from `show stat <backend> 4 -1`.
@@ -133,6 +136,7 @@ func parseStatRow(r *row) Stat {
 		Econ:      r.int64("econ"),
 		Eresp:     r.int64("eresp"),
 		Hrsp5xx:   r.int64("hrsp_5xx"),
+		CheckFall: r.int("check_fall"),
 	}
 	s.CheckStatus, s.CheckInProgress = strings.CutPrefix(r.str("check_status"), "* ")
 	return s

@@ -64,6 +64,8 @@ type HAProxyServer struct {
 	Disabled bool
 	// NoCheck leaves out `check`, so that HAProxy never checks the server.
 	NoCheck bool
+	// Fall, when set, replaces the default `fall 2` of the server.
+	Fall int
 }
 
 // StartHAProxy writes a configuration for backends into a temporary
@@ -201,6 +203,9 @@ frontend web
 			}
 			if srv.Disabled {
 				b.WriteString(" disabled")
+			}
+			if srv.Fall > 0 {
+				fmt.Fprintf(&b, " fall %d", srv.Fall)
 			}
 			b.WriteString("\n")
 		}
