@@ -8,17 +8,18 @@ import (
 
 func TestParseStatsCaptured(t *testing.T) {
 	blue := Stat{Backend: "app", Server: "blue", Addr: "127.0.0.1:18091", Status: "UP",
-		CheckStatus: "L7OK", CheckCode: 200, CheckDesc: "Layer7 check passed", Weight: 1}
+		CheckStatus: "L7OK", CheckCode: 200, CheckDesc: "Layer7 check passed", Weight: 1, CheckFall: 2}
 	green := Stat{Backend: "app", Server: "green", Addr: "127.0.0.1:18092", Status: "MAINT", Weight: 1}
 	drained := Stat{Backend: "mixed", Server: "drained", Addr: "127.0.0.1:18092", Status: "DRAIN",
-		CheckStatus: "L7OK", CheckCode: 200, CheckDesc: "Layer7 check passed", Weight: 1}
+		CheckStatus: "L7OK", CheckCode: 200, CheckDesc: "Layer7 check passed", Weight: 1, CheckFall: 2}
 	slow := Stat{Backend: "mixed", Server: "slow", Addr: "127.0.0.1:18093", Status: "UP",
-		CheckStatus: "L7OK", CheckInProgress: true, CheckDesc: "Layer7 check passed", Weight: 1}
+		CheckStatus: "L7OK", CheckInProgress: true, CheckDesc: "Layer7 check passed", Weight: 1, CheckFall: 2}
 	v6 := Stat{Backend: "mixed", Server: "v6", Addr: "[::1]:18095", Status: "DOWN",
-		CheckStatus: "L4CON", CheckDesc: "Layer4 connection problem", LastCheck: "Connection refused", Weight: 1}
+		CheckStatus: "L4CON", CheckDesc: "Layer4 connection problem", LastCheck: "Connection refused", Weight: 1,
+		CheckFall: 2}
 	comma := Stat{Backend: "mixed", Server: "comma", Addr: "127.0.0.1:18083", Status: "DOWN",
 		CheckStatus: "L7STS", CheckCode: 503, CheckDesc: "Layer7 wrong status", LastCheck: `Down, "really"`,
-		Weight: 1}
+		Weight: 1, CheckFall: 2}
 	nocheck := Stat{Backend: "mixed", Server: "nocheck", Addr: "127.0.0.1:18096", Status: "no check", Weight: 1}
 
 	tests := []struct {
@@ -27,12 +28,13 @@ func TestParseStatsCaptured(t *testing.T) {
 	}{
 		{"stat_all.csv", []Stat{blue, green, drained, slow,
 			{Backend: "mixed", Server: "flappy", Addr: "127.0.0.1:18094", Status: "UP 2/3",
-				CheckStatus: "L4CON", CheckDesc: "Layer4 connection problem", LastCheck: "Connection refused", Weight: 1},
+				CheckStatus: "L4CON", CheckDesc: "Layer4 connection problem", LastCheck: "Connection refused", Weight: 1,
+				CheckFall: 3},
 			v6, comma, nocheck}},
 		{"stat_app.csv", []Stat{blue, green}},
 		{"stat_mixed_rising.csv", []Stat{drained, slow,
 			{Backend: "mixed", Server: "flappy", Addr: "127.0.0.1:18094", Status: "DOWN 1/2",
-				CheckStatus: "L7OK", CheckCode: 200, CheckDesc: "Layer7 check passed", Weight: 1},
+				CheckStatus: "L7OK", CheckCode: 200, CheckDesc: "Layer7 check passed", Weight: 1, CheckFall: 3},
 			v6, comma, nocheck}},
 		{"stat_busy_load.csv", []Stat{
 			{Backend: "busy", Server: "slow503", Addr: "127.0.0.1:18093", Status: "no check", Weight: 1,
