@@ -60,6 +60,7 @@ type Handler struct {
 	log        *slog.Logger
 	now        func() time.Time
 	bodies     chan struct{}
+	rejected   rejections
 }
 
 // NewHandler returns a webhook handler. secret must not be empty: an
@@ -89,6 +90,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, resp := h.handle(r)
+	if status >= 400 && status < 500 {
+		h.rejected.add(Rejection{Time: h.now(), RemoteAddr: r.RemoteAddr, Event: github.WebHookType(r),
+			DeliveryID: github.DeliveryID(r), Reason: resp.Message})
+	}
 	reply(w, status, resp)
 }
 

@@ -21,6 +21,9 @@ const LogChunkSize = 64 << 10
 // Each call commits one write transaction, which bbolt syncs to disk, so a
 // caller should batch output (by time or size) rather than append per line.
 func (s *Store) AppendLog(runID uint64, p []byte) error {
+	// The transaction consumes p, so whether anything is appended is
+	// decided before it.
+	appended := len(p) > 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		key := itob(runID)
 		if tx.Bucket(bucketRuns).Get(key) == nil {
@@ -64,6 +67,9 @@ func (s *Store) AppendLog(runID uint64, p []byte) error {
 	})
 	if err != nil {
 		return fmt.Errorf("appending to log of run %d: %w", runID, err)
+	}
+	if appended {
+		s.notifier.notify(runID)
 	}
 	return nil
 }

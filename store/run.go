@@ -216,6 +216,7 @@ func (s *Store) UpdateRun(id uint64, fn func(*Run) error) (Run, error) {
 	if err != nil {
 		return Run{}, fmt.Errorf("updating run %d: %w", id, err)
 	}
+	s.notifier.notify(id)
 	return run, nil
 }
 

@@ -71,6 +71,9 @@ var (
 // beside it.
 type Store struct {
 	db *bolt.DB
+	// notifier wakes LogNotify's followers after log appends and run
+	// updates.
+	notifier logNotifier
 }
 
 // Open opens or creates the bbolt file at path (mode 0600, creating the
