@@ -179,5 +179,5 @@ func requireJSON(r *http.Request) error {
 
 // requester names who asked for a run, for the run's record.
 func requester(r *http.Request) string {
-	return "api from " + r.RemoteAddr
+	return callerName(r)
 }

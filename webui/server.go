@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/quai-ci/quai/hook"
 	"github.com/quai-ci/quai/pipeline"
 	"github.com/quai-ci/quai/store"
 )
@@ -23,10 +24,6 @@ var templateFS embed.FS
 
 // pageSize is how many runs a list shows by default.
 const pageSize = 50
-
-// maxPageLog is how much of a log's end the run page shows; the full log
-// is one link away, so a 100 MB log never makes a page heavy.
-const maxPageLog = 1 << 20
 
 // Runs is the part of the store the interface reads.
 type Runs interface {
@@ -45,22 +42,52 @@ type Config struct {
 	Deploys     Deploys
 	// Manual serves POST /api/pipelines/{name}/runs; nil answers 503.
 	Manual Manual
+	// Cancels serves POST /api/runs/{id}/cancel and the Cancel buttons;
+	// nil answers 503.
+	Cancels Canceler
+	// Deliveries lists webhook deliveries for GET /deliveries. Nil: the
+	// page shows none.
+	Deliveries DeliveryLister
+	// LogNotify wakes the live log view when a run's log or record
+	// changes. Nil: the view checks the store every second instead.
+	LogNotify LogNotifier
+	// NextRuns returns the next activation of each schedule of a pipeline,
+	// in the order the pipeline lists them; schedule.Scheduler.Next fits.
+	// Nil: the pipeline page shows no next times.
+	NextRuns func(pipeline string) []time.Time
+	// Rejected returns the webhook requests rejected lately, newest first;
+	// hook.Handler.Rejected fits. Nil: GET /deliveries shows none.
+	Rejected func() []hook.Rejection
+	// Closing, once closed, ends every live log stream, so that
+	// http.Server.Shutdown does not wait for them until its timeout. Pass
+	// the daemon context's Done(). Nil: streams end only with their run or
+	// client.
+	Closing <-chan struct{}
 	// Webhook serves POST /hooks/github.
 	Webhook http.Handler
-	Log     *slog.Logger
+	// Auth decides who may use the server.
+	Auth AuthConfig
+	Log  *slog.Logger
 	// Version is shown in the page footer and /healthz.
 	Version string
 }
 
 // Server routes quai's HTTP requests. It is safe for concurrent use.
 type Server struct {
-	cfg   Config
-	pages *template.Template
-	mux   *http.ServeMux
+	cfg     Config
+	pages   *template.Template
+	mux     *http.ServeMux
+	auth    *authState
+	handler http.Handler
 }
 
-// New parses the embedded templates and builds the routes.
+// New parses the embedded templates and builds the routes. It returns an
+// error when cfg.Auth is neither Disabled nor complete.
 func New(cfg Config) (*Server, error) {
+	auth, err := newAuthState(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
 	pages, err := template.New("").Funcs(template.FuncMap{
 		"ago":      ago,
 		"duration": func(r store.Run) string { return formatDuration(r.Duration(time.Now())) },
@@ -69,11 +96,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing page templates: %w", err)
 	}
-	s := &Server{cfg: cfg, pages: pages, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, pages: pages, mux: http.NewServeMux(), auth: auth}
+	// Every route sits behind authenticate, which lets the open paths
+	// (webhook, health check, login, static files) through; see isOpen.
+	s.handler = s.authenticate(s.mux)
 	s.mux.Handle("POST /hooks/github", cfg.Webhook)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.handle("GET /{$}", s.runList)
-	s.handle("GET /runs/{id}", s.runPage)
+	s.handle("GET /login", s.loginPage)
+	s.handle("POST /login", s.login)
+	s.handle("POST /logout", s.logout)
+	s.registerPages()
 	s.handle("GET /api/runs", s.apiRuns)
 	s.handle("GET /api/runs/{id}", s.apiRun)
 	s.handle("GET /api/runs/{id}/log", s.apiRunLog)
@@ -82,13 +114,17 @@ func New(cfg Config) (*Server, error) {
 	s.handle("POST /api/pipelines/{name}/redeploy", s.apiRedeploy)
 	s.handle("POST /api/pipelines/{name}/rollback", s.apiRollback)
 	s.handle("POST /api/pipelines/{name}/runs", s.apiStartRun)
+	s.handle("POST /api/runs/{id}/cancel", s.apiCancelRun)
 	return s, nil
 }
 
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	s.mux.ServeHTTP(w, r)
+	// Pages must not be framed by other sites, which would allow
+	// clickjacking of the deploy buttons.
+	w.Header().Set("X-Frame-Options", "DENY")
+	s.handler.ServeHTTP(w, r)
 }
 
 // httpError is an error with a status and a message that is safe to show.
@@ -130,37 +166,6 @@ func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Reques
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "ok %s\n", s.cfg.Version)
-}
-
-func (s *Server) runList(w http.ResponseWriter, r *http.Request) error {
-	runs, err := s.cfg.Runs.ListRuns("", pageSize, 0)
-	if err != nil {
-		return fmt.Errorf("listing runs: %w", err)
-	}
-	return s.render(w, "runs.html", map[string]any{"Runs": runs, "Version": s.cfg.Version})
-}
-
-func (s *Server) runPage(w http.ResponseWriter, r *http.Request) error {
-	run, err := s.run(r)
-	if err != nil {
-		return err
-	}
-	size, err := s.cfg.Runs.LogSize(run.ID)
-	if err != nil {
-		return fmt.Errorf("reading log size of run %d: %w", run.ID, err)
-	}
-	offset := max(0, size-maxPageLog)
-	var buf bytesBuffer
-	if _, err := s.cfg.Runs.CopyLog(run.ID, offset, &buf); err != nil {
-		return fmt.Errorf("reading log of run %d: %w", run.ID, err)
-	}
-	return s.render(w, "run.html", map[string]any{
-		"Run":       run,
-		"Log":       buf.String(),
-		"Truncated": offset > 0,
-		"Size":      size,
-		"Version":   s.cfg.Version,
-	})
 }
 
 func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) error {

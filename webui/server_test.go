@@ -61,6 +61,7 @@ func newTestServer(t *testing.T) (*Server, *store.Store, *fakeDeploys) {
 		Deployments: st,
 		Deploys:     deploys,
 		Webhook:     http.NotFoundHandler(),
+		Auth:        AuthConfig{Disabled: true},
 		Log:         slog.New(slog.DiscardHandler),
 		Version:     "test",
 	})

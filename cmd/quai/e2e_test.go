@@ -30,6 +30,10 @@ import (
 
 const e2eSecret = "e2e-webhook-secret"
 
+// e2eAPIToken is the deployer token the test daemons accept through
+// QUAI_API_TOKEN; the API helpers send it.
+const e2eAPIToken = "e2e-api-token"
+
 // daemon is one running "quai serve" with its own data folder.
 type daemon struct {
 	url     string
@@ -451,6 +455,7 @@ func startDaemonContext(parent context.Context, t *testing.T, pipelines string, 
 		"QUAI_DATA":           data,
 		"QUAI_PIPELINES":      pipelines,
 		"QUAI_WEBHOOK_SECRET": e2eSecret,
+		"QUAI_API_TOKEN":      e2eAPIToken,
 		"DOCKER_HOST":         os.Getenv("DOCKER_HOST"),
 	}
 	maps.Copy(vars, env)
@@ -575,7 +580,13 @@ func (d *daemon) waitRun(t *testing.T, id uint64, want string) apiRun {
 // post sends a JSON body and returns the status and the answer.
 func (d *daemon) post(t *testing.T, path, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(d.url+path, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, d.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e2eAPIToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -685,9 +696,16 @@ func removeApp(t *testing.T, app, image string) {
 	}
 }
 
+// get returns the body at url. It sends the daemon's API token with
+// every request, because the apps that tests deploy ignore the header.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e2eAPIToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

@@ -25,7 +25,16 @@ Usage:
   quai push [flags] REPO_DIR  send a signed push webhook for a local git repository
   quai haproxy [DIR]          print the haproxy.cfg lines the pipelines in DIR need
   quai run [flags] NAME       run a pipeline's steps and build once, without deploying
+  quai user add NAME --role viewer|deployer [--password-file FILE]
+                              add a web UI user, or set its password and role;
+                              reads the password from standard input by default
+  quai token create --role viewer|deployer [--name NAME]
+                              create an API token for Authorization: Bearer and
+                              print it once
   quai version                print the version
+
+Users and tokens are kept in DATA/config.yml (--config or QUAI_CONFIG);
+quai serve reads them at start.
 
 Run "quai COMMAND -h" for a command's flags.
 `
@@ -68,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runOnce(ctx, args[1:], stdout, stderr, getenv)
 	case "push":
 		return push(ctx, args[1:], stdout, stderr, getenv)
+	case "user":
+		return userCommand(args[1:], os.Stdin, stdout, stderr, getenv)
+	case "token":
+		return tokenCommand(args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "quai", versionString())
 		return nil

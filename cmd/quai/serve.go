@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,16 +37,26 @@ import (
 // data folder.
 const secretFileName = "webhook-secret"
 
+// Files that "quai serve" keeps in the data folder, each with mode 0600.
+const (
+	sessionKeyFileName    = "session-key"
+	adminPasswordFileName = "initial-admin-password"
+)
+
 // serveConfig is what "quai serve" runs with, from flags and environment.
 type serveConfig struct {
-	listen        string
-	data          string
-	pipelines     string
-	secretFile    string
-	maxRuns       int
-	logLevel      slog.Level
-	githubToken   string
-	webhookSecret string
+	listen         string
+	data           string
+	pipelines      string
+	secretFile     string
+	maxRuns        int
+	logLevel       slog.Level
+	githubToken    string
+	webhookSecret  string
+	config         string
+	trustedProxies []netip.Prefix
+	sessionTTL     time.Duration
+	apiToken       string
 }
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -60,6 +71,11 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	fs.StringVar(&maxRuns, "max-runs", maxRuns, "runs executing at once across pipelines, 0 for the number of CPUs (env QUAI_MAX_RUNS)")
 	level := envOr(getenv, "QUAI_LOG_LEVEL", "info")
 	fs.StringVar(&level, "log-level", level, "debug, info, warn or error (env QUAI_LOG_LEVEL)")
+	fs.StringVar(&c.config, "config", getenv("QUAI_CONFIG"), "YAML file of users and API tokens (env QUAI_CONFIG; default DATA/config.yml)")
+	proxies := envOr(getenv, "QUAI_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+	fs.StringVar(&proxies, "trusted-proxies", proxies, "comma-separated addresses or CIDR prefixes whose X-Forwarded-Proto and X-Forwarded-For are believed (env QUAI_TRUSTED_PROXIES)")
+	ttl := envOr(getenv, "QUAI_SESSION_TTL", webui.DefaultSessionTTL.String())
+	fs.StringVar(&ttl, "session-ttl", ttl, "how long a login lasts, such as 12h or 30m (env QUAI_SESSION_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -74,8 +90,20 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	if err := c.logLevel.UnmarshalText([]byte(level)); err != nil {
 		return c, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", level)
 	}
+	if c.trustedProxies, err = webui.ParsePrefixes(proxies); err != nil {
+		return c, fmt.Errorf("invalid --trusted-proxies: %w", err)
+	}
+	if c.sessionTTL, err = time.ParseDuration(ttl); err != nil || c.sessionTTL < time.Minute {
+		return c, fmt.Errorf("invalid --session-ttl %q: want a duration of at least 1m, such as 12h", ttl)
+	}
+	if c.config == "" {
+		c.config = filepath.Join(c.data, "config.yml")
+	}
 	c.webhookSecret = getenv("QUAI_WEBHOOK_SECRET")
-	c.githubToken, err = secretFromEnv(getenv, "QUAI_GITHUB_TOKEN")
+	if c.githubToken, err = secretFromEnv(getenv, "QUAI_GITHUB_TOKEN"); err != nil {
+		return c, err
+	}
+	c.apiToken, err = secretFromEnv(getenv, "QUAI_API_TOKEN")
 	return c, err
 }
 
@@ -95,6 +123,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		return fmt.Errorf("creating data folder %s: %w", c.data, err)
 	}
 	secret, err := webhookSecret(c, log)
+	if err != nil {
+		return err
+	}
+	auth, err := authConfig(c, log)
 	if err != nil {
 		return err
 	}
@@ -155,7 +187,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		Deployments: st,
 		Deploys:     rn,
 		Manual:      rn,
+		Cancels:     rn,
+		Deliveries:  st,
+		LogNotify:   st,
+		NextRuns:    sched.Next,
+		Rejected:    wh.Rejected,
+		Closing:     ctx.Done(),
 		Webhook:     wh,
+		Auth:        auth,
 		Log:         log,
 		Version:     versionString(),
 	})
@@ -257,6 +296,42 @@ func webhookSecret(c serveConfig, log *slog.Logger) ([]byte, error) {
 	abs, _ := filepath.Abs(path)
 	log.Warn("generated a webhook secret; paste the file's content into the GitHub webhook's Secret field", "file", abs)
 	return []byte(secret), nil
+}
+
+// authConfig loads the users and tokens and the session key, creating
+// user admin with a random password on the first start. The password goes
+// only to a file; the log names the file.
+func authConfig(c serveConfig, log *slog.Logger) (webui.AuthConfig, error) {
+	accounts, err := webui.LoadAccounts(c.config)
+	if err != nil {
+		return webui.AuthConfig{}, err
+	}
+	passwordFile := filepath.Join(c.data, adminPasswordFileName)
+	created, err := accounts.BootstrapAdmin(passwordFile)
+	if err != nil {
+		return webui.AuthConfig{}, err
+	}
+	if created {
+		if err := accounts.Save(c.config); err != nil {
+			return webui.AuthConfig{}, fmt.Errorf("saving initial admin user: %w", err)
+		}
+		abs, _ := filepath.Abs(passwordFile)
+		log.Warn("created user admin with a random password; log in with the password in the file, then delete it",
+			"file", abs, "config", c.config)
+	}
+	key, err := webui.LoadOrCreateSessionKey(filepath.Join(c.data, sessionKeyFileName))
+	if err != nil {
+		return webui.AuthConfig{}, err
+	}
+	log.Info("authentication configured", "config", c.config, "users", len(accounts.Users),
+		"tokens", len(accounts.Tokens), "env_token", c.apiToken != "")
+	return webui.AuthConfig{
+		Accounts:       accounts,
+		SessionKey:     key,
+		SessionTTL:     c.sessionTTL,
+		TrustedProxies: c.trustedProxies,
+		EnvToken:       c.apiToken,
+	}, nil
 }
 
 // readSecretFile reads a secret from a file, without its trailing newline.
