@@ -61,3 +61,42 @@ func TestDeploymentByID(t *testing.T) {
 		t.Errorf("Deployment of an unknown id returned %v, want ErrDeploymentNotFound", err)
 	}
 }
+
+func TestCreateRunsOneTransaction(t *testing.T) {
+	s, _ := openTestStore(t)
+	list := []*Run{
+		{Pipeline: "a", Status: StatusSuccess},
+		{Pipeline: "b", Status: StatusFailure},
+		{Pipeline: "a", Status: StatusQueued},
+	}
+	if err := s.CreateRuns(list); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range list {
+		if r.ID != uint64(i+1) || r.CreatedAt.IsZero() {
+			t.Errorf("run %d: id %d, created %v; want id %d and a creation time", i, r.ID, r.CreatedAt, i+1)
+		}
+	}
+	runs, err := s.ListRuns("a", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 || runs[0].ID != 3 || runs[1].ID != 1 {
+		t.Errorf("runs of a = %+v, want 3 then 1", runs)
+	}
+
+	bad := []*Run{{Pipeline: "a", Status: StatusSuccess}, {Pipeline: "", Status: StatusSuccess}}
+	if err := s.CreateRuns(bad); err == nil {
+		t.Fatal("CreateRuns accepted a run without a pipeline")
+	}
+	if bad[0].ID != 0 {
+		t.Errorf("a rejected batch changed its first run to id %d", bad[0].ID)
+	}
+	all, err := s.ListRuns("", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Errorf("a rejected batch stored runs: %d runs, want 3", len(all))
+	}
+}

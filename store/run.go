@@ -149,36 +149,60 @@ func (r *Run) Duration(now time.Time) time.Duration {
 // current time when zero, and stores r. r.Status must be valid and
 // r.Pipeline not empty. r is changed only when CreateRun succeeds.
 func (s *Store) CreateRun(r *Run) error {
-	if err := checkRun(r); err != nil {
-		return fmt.Errorf("creating run: %w", err)
-	}
+	return s.CreateRuns([]*Run{r})
+}
 
-	run := *r
-	if run.CreatedAt.IsZero() {
-		run.CreatedAt = time.Now().UTC()
+// CreateRuns stores several runs in one transaction, as CreateRun does for
+// one: each gets the next ID, and CreatedAt when zero. Importing history
+// this way costs one disk sync instead of one per run. Either every run is
+// stored and changed, or none is.
+func (s *Store) CreateRuns(list []*Run) error {
+	runs := make([]Run, len(list))
+	for i, r := range list {
+		if err := checkRun(r); err != nil {
+			return fmt.Errorf("creating run: %w", err)
+		}
+		runs[i] = *r
+		if runs[i].CreatedAt.IsZero() {
+			runs[i].CreatedAt = time.Now().UTC()
+		}
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		runs := tx.Bucket(bucketRuns)
-		id, err := runs.NextSequence()
-		if err != nil {
-			return err
+		for i := range runs {
+			if err := putNewRun(tx, &runs[i]); err != nil {
+				return err
+			}
 		}
-		run.ID = id
-		if err := putJSON(runs, itob(id), run); err != nil {
-			return err
-		}
-
-		index, err := tx.Bucket(bucketRunsByPipeline).CreateBucketIfNotExists([]byte(run.Pipeline))
-		if err != nil {
-			return fmt.Errorf("creating run index of pipeline %q: %w", run.Pipeline, err)
-		}
-		return index.Put(itob(id), []byte{})
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("creating run of pipeline %q: %w", run.Pipeline, err)
+		if len(runs) == 1 {
+			return fmt.Errorf("creating run of pipeline %q: %w", runs[0].Pipeline, err)
+		}
+		return fmt.Errorf("creating %d runs: %w", len(runs), err)
 	}
-	*r = run
+	for i, r := range list {
+		*r = runs[i]
+	}
 	return nil
+}
+
+// putNewRun assigns run the next ID and stores it with its index entry.
+func putNewRun(tx *bolt.Tx, run *Run) error {
+	runs := tx.Bucket(bucketRuns)
+	id, err := runs.NextSequence()
+	if err != nil {
+		return err
+	}
+	run.ID = id
+	if err := putJSON(runs, itob(id), *run); err != nil {
+		return err
+	}
+	index, err := tx.Bucket(bucketRunsByPipeline).CreateBucketIfNotExists([]byte(run.Pipeline))
+	if err != nil {
+		return fmt.Errorf("creating run index of pipeline %q: %w", run.Pipeline, err)
+	}
+	return index.Put(itob(id), []byte{})
 }
 
 // UpdateRun loads run id, calls fn on it and stores the result in one write

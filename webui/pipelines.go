@@ -181,3 +181,22 @@ func requireJSON(r *http.Request) error {
 func requester(r *http.Request) string {
 	return callerName(r)
 }
+
+// deliveriesShown is how many webhook deliveries GET /api/deliveries lists.
+const deliveriesShown = 100
+
+// apiDeliveries lists the newest webhook deliveries quai accepted and what
+// each started. Rejected requests are not stored, so they are not here.
+func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Deliveries == nil {
+		return &httpError{status: http.StatusServiceUnavailable, public: "deliveries are not available"}
+	}
+	list, err := s.cfg.Deliveries.ListDeliveries(deliveriesShown)
+	if err != nil {
+		return fmt.Errorf("listing deliveries: %w", err)
+	}
+	if list == nil {
+		list = []store.Delivery{}
+	}
+	return writeJSON(w, list)
+}

@@ -110,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET /api/runs/{id}", s.apiRun)
 	s.handle("GET /api/runs/{id}/log", s.apiRunLog)
 	s.handle("GET /api/pipelines", s.apiPipelines)
+	s.handle("GET /api/deliveries", s.apiDeliveries)
 	s.handle("GET /api/pipelines/{name}/deployments", s.apiDeployments)
 	s.handle("POST /api/pipelines/{name}/redeploy", s.apiRedeploy)
 	s.handle("POST /api/pipelines/{name}/rollback", s.apiRollback)

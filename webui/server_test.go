@@ -61,6 +61,7 @@ func newTestServer(t *testing.T) (*Server, *store.Store, *fakeDeploys) {
 		Deployments: st,
 		Deploys:     deploys,
 		Webhook:     http.NotFoundHandler(),
+		Deliveries:  st,
 		Auth:        AuthConfig{Disabled: true},
 		Log:         slog.New(slog.DiscardHandler),
 		Version:     "test",
@@ -210,5 +211,20 @@ func TestPipelinesEndpoint(t *testing.T) {
 	}
 	if len(list) != 1 || list[0].Name != "hello" || list[0].Current == nil || list[0].Current.Image != "acme/hello:abc" {
 		t.Errorf("pipelines = %s, want hello with its current deployment", body)
+	}
+}
+
+func TestDeliveriesEndpoint(t *testing.T) {
+	s, st, _ := newTestServer(t)
+	if err := st.SaveDelivery(store.Delivery{ID: "d-1", Event: "push", Repo: "acme/hello", Result: "started 1 run(s)"}); err != nil {
+		t.Fatal(err)
+	}
+	w := do(t, s, http.MethodGet, "/api/deliveries", "", "")
+	var list []store.Delivery
+	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil {
+		t.Fatalf("decoding %s: %v", w.Body.String(), err)
+	}
+	if len(list) != 1 || list[0].ID != "d-1" || list[0].Result != "started 1 run(s)" {
+		t.Errorf("deliveries = %+v, want d-1 with its result", list)
 	}
 }
