@@ -380,6 +380,10 @@ func TestSessionTampered(t *testing.T) {
 func TestLogout(t *testing.T) {
 	f := newAuthServer(t)
 	c, csrf := f.session(t, "alice", viewerPassword)
+	page := f.do(t, request{method: http.MethodGet, path: "/logout", cookie: c})
+	if page.Code != http.StatusOK || !strings.Contains(page.Body.String(), `value="`+csrf+`"`) {
+		t.Errorf("GET /logout = %d without the session's CSRF token in its form:\n%s", page.Code, page.Body)
+	}
 	w := f.do(t, request{method: http.MethodPost, path: "/logout", cookie: c, form: url.Values{"csrf_token": {csrf}}})
 	if w.Code != http.StatusSeeOther {
 		t.Fatalf("POST /logout = %d, want 303; body %s", w.Code, w.Body)

@@ -136,6 +136,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// logoutPage serves GET /logout: a form that posts the logout with the
+// session's CSRF token, so the header can link to it without a script.
+func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) error {
+	user := ""
+	if p := caller(r); p != nil {
+		user = p.name
+	}
+	return s.render(w, "logout.html", map[string]any{"CSRF": s.csrf(r), "User": user, "Version": s.cfg.Version})
+}
+
 // logout serves POST /logout; the middleware has checked the session and
 // its CSRF token.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {

@@ -105,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET /login", s.loginPage)
 	s.handle("POST /login", s.login)
 	s.handle("POST /logout", s.logout)
+	s.handle("GET /logout", s.logoutPage)
 	s.registerPages()
 	s.handle("GET /api/runs", s.apiRuns)
 	s.handle("GET /api/runs/{id}", s.apiRun)
