@@ -20,7 +20,7 @@ func (e *skipError) Error() string { return "skipped: " + e.reason }
 // checked out. The webhook's file list decides when it is complete; else
 // the files come from git, comparing the commit with the one the ref had
 // before. When git cannot tell either (the earlier commit is gone after a
-// forced push, or the ref is new), the run goes ahead and says so.
+// forced push, or the ref is new), the run goes ahead and logs why.
 func (r *Runner) filterPaths(ctx context.Context, j job, dir string, out *logWriter) error {
 	var decide func(files []string, complete bool) pipeline.PathDecision
 	switch {

@@ -32,8 +32,8 @@ type HAProxy interface {
 // rollout waits for a check, a drain or the end of the watch.
 const rolloutPoll = 100 * time.Millisecond
 
-// loopback is where rolled-out containers are published and where HAProxy
-// reaches them.
+// loopback is the address rolled-out containers are published on and
+// HAProxy reaches them at.
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 // errRolledBack marks a rollout that switched traffic back to the previous
@@ -62,8 +62,8 @@ func (b *backendLocks) lock(key string) func() {
 	return l.Unlock
 }
 
-// slotConfig is what a rollout wants HAProxy to hold for one slot; after a
-// reload of HAProxy it is applied again.
+// slotConfig is the address and state a rollout wants HAProxy to keep for
+// one slot. After a reload of HAProxy it is applied again.
 type slotConfig struct {
 	port  int
 	state haproxy.AdminState
@@ -325,8 +325,8 @@ func (ro *rollout) switchTraffic(ctx context.Context, from, to string, port int)
 	return nil
 }
 
-// watch observes the new slot for the configured window: HAProxy marking
-// it DOWN, or more 5xx answers than allowed, fails it.
+// watch observes the new slot for the configured window. The slot fails
+// when HAProxy marks it DOWN or it returns more 5xx responses than allowed.
 func (ro *rollout) watch(ctx context.Context, slot string) error {
 	if ro.cfg.Watch <= 0 {
 		return nil
@@ -576,7 +576,7 @@ func (r *Runner) slotContainer(ctx context.Context, app string, slot haproxy.Ser
 	return foreign
 }
 
-// isDown reports whether a `show stat` status says the server is down, as
+// isDown reports whether a `show stat` status marks the server down, as
 // opposed to "DOWN 1/2", a down server on its way up.
 func isDown(status string) bool {
 	return status == "DOWN" || strings.HasPrefix(status, "DOWN ") && !strings.Contains(status, "/")
