@@ -415,3 +415,25 @@ func toContainer(resp container.InspectResponse) Container {
 func ceilSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
+
+// ContainerState returns a short description of a container's state for
+// people: "healthy" or "unhealthy" when the image defines a health check,
+// else "running", "restarting" or "exited (code N)", and "missing" when
+// the container is gone.
+func (e *Engine) ContainerState(ctx context.Context, id string) (string, error) {
+	c, err := e.Inspect(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "missing", nil
+	case err != nil:
+		return "", err
+	case c.Running && c.Health != "":
+		return c.Health, nil
+	case c.Running && c.RestartCount > 0:
+		return fmt.Sprintf("running (restarted %d times)", c.RestartCount), nil
+	case c.Running:
+		return "running", nil
+	default:
+		return fmt.Sprintf("exited (code %d)", c.ExitCode), nil
+	}
+}

@@ -138,6 +138,10 @@ type dashboardRow struct {
 	Last       *runView
 	Current    *store.Deployment
 	Since      string
+	// Health is the state of the deployed container as Docker reports it:
+	// "running", "healthy", "exited (code 1)", "missing", or empty when
+	// quai cannot ask Docker.
+	Health string
 	// Live are the queued and running runs among the newest ones.
 	Live []runView
 }
@@ -166,6 +170,7 @@ func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) error {
 		if len(deps) > 0 {
 			row.Current = &deps[0]
 			row.Since = ago(deps[0].CreatedAt)
+			row.Health = s.containerHealth(r.Context(), deps[0].ContainerID)
 		}
 		rows = append(rows, row)
 	}
@@ -516,4 +521,24 @@ func (s *Server) formCancel(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.cfg.Log.Info("run canceled", "run_id", run.ID, "pipeline", run.Pipeline, "user", by)
 	return redirectToRun(w, r, run.ID)
+}
+
+// ContainerStates tells the dashboard how a deployed container is doing.
+type ContainerStates interface {
+	ContainerState(ctx context.Context, id string) (string, error)
+}
+
+// containerHealth asks Docker about a deployed container, briefly: a slow
+// or stopped daemon must not hold up the dashboard.
+func (s *Server) containerHealth(ctx context.Context, id string) string {
+	if s.cfg.Containers == nil || id == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	state, err := s.cfg.Containers.ContainerState(ctx, id)
+	if err != nil {
+		return "unknown"
+	}
+	return state
 }

@@ -102,10 +102,11 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 			return []hook.Rejection{{Time: env.next, RemoteAddr: "192.0.2.7:4711", Event: "push",
 				DeliveryID: "<i>id</i>", Reason: "invalid X-Hub-Signature-256 <b>"}}
 		},
-		Webhook: http.NotFoundHandler(),
-		Auth:    AuthConfig{Disabled: true},
-		Log:     slog.New(slog.DiscardHandler),
-		Version: "test",
+		Containers: fixedState("healthy"),
+		Webhook:    http.NotFoundHandler(),
+		Auth:       AuthConfig{Disabled: true},
+		Log:        slog.New(slog.DiscardHandler),
+		Version:    "test",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestPagesRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if err := env.st.SaveDeployment(&store.Deployment{Pipeline: "hello", Image: "acme/hello:abc", Commit: commit, RunID: done.ID, Trigger: "push"}); err != nil {
+		if err := env.st.SaveDeployment(&store.Deployment{Pipeline: "hello", Image: "acme/hello:abc", Commit: commit, RunID: done.ID, Trigger: "push", ContainerID: "c0ffee"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,7 +156,7 @@ func TestPagesRender(t *testing.T) {
 		contains []string
 	}{
 		{"/", []string{`href="/pipelines/hello"`, "#" + strconv.FormatUint(live.ID, 10), "acme/hello:abc",
-			"&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;b&gt;Mallory&lt;/b&gt;", "status-running"}},
+			"&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;b&gt;Mallory&lt;/b&gt;", "status-running", "container healthy"}},
 		{"/pipelines/hello", []string{"Run now", "Redeploy", "Roll back", `name="deployment" value="2"`,
 			"image no longer kept", "in service now", "kv:apps/hello#token", "2030-01-02 02:30 UTC",
 			"&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;i&gt;evil&lt;/i&gt;", `name="csrf_token"`}},
@@ -389,4 +390,11 @@ func attr(t *testing.T, page, name string) int64 {
 		t.Fatalf("%s=%q is not a number", name, value)
 	}
 	return n
+}
+
+// fixedState reports the same state for every container.
+type fixedState string
+
+func (f fixedState) ContainerState(ctx context.Context, id string) (string, error) {
+	return string(f), nil
 }

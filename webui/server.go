@@ -48,6 +48,9 @@ type Config struct {
 	// Deliveries lists webhook deliveries for GET /deliveries. Nil: the
 	// page shows none.
 	Deliveries DeliveryLister
+	// Containers reports the deployed containers' state on the dashboard.
+	// Nil: the dashboard shows no container state.
+	Containers ContainerStates
 	// LogNotify wakes the live log view when a run's log or record
 	// changes. Nil: the view checks the store every second instead.
 	LogNotify LogNotifier

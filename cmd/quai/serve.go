@@ -189,6 +189,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		Manual:      rn,
 		Cancels:     rn,
 		Deliveries:  st,
+		Containers:  eng,
 		LogNotify:   st,
 		NextRuns:    sched.Next,
 		Rejected:    wh.Rejected,
