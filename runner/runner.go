@@ -333,10 +333,11 @@ func (r *Runner) Cancel(runID uint64, reason string) error {
 	}
 }
 
-// Recover settles the runs a previous quai process left behind: running
-// runs are marked failed, since their containers and workspaces are gone
-// with the process, and queued runs are queued again with the pipeline
-// definitions loaded now, superseding each other as if pushed again.
+// Recover settles the runs a previous quai process left behind. Running
+// runs are marked failed, because the process that drove them is gone;
+// Reconcile restarts an app that a deploy left stopped. Queued runs are
+// queued again with the pipeline definitions loaded now, superseding each
+// other as if pushed again.
 func (r *Runner) Recover(pipelines []*pipeline.Pipeline) error {
 	byName := map[string]*pipeline.Pipeline{}
 	for _, p := range pipelines {

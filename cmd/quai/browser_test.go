@@ -3,13 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"iter"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -530,56 +526,10 @@ func jsString(s string) string {
 // head commit set, so a test controls the text the pages show.
 func pushMessage(t *testing.T, d *daemon, repo, commit, cloneURL, message, author string) uint64 {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/github/push/branch-created.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p map[string]any
-	if err := json.Unmarshal(raw, &p); err != nil {
-		t.Fatal(err)
-	}
-	p["ref"] = "refs/heads/main"
-	p["after"] = commit
-	p["created"] = false
-	r := p["repository"].(map[string]any)
-	r["full_name"] = repo
-	r["clone_url"] = cloneURL
-	r["default_branch"] = "main"
-	hc := p["head_commit"].(map[string]any)
-	hc["id"] = commit
-	hc["message"] = message
-	hc["author"].(map[string]any)["name"] = author
-	body, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	mac := hmac.New(sha256.New, []byte(e2eSecret))
-	mac.Write(body)
-	req, err := http.NewRequest(http.MethodPost, d.url+"/hooks/github", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", randomHex(t, 16))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var answer struct {
-		Message string   `json:"message"`
-		Runs    []uint64 `json:"runs"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
-		t.Fatalf("decoding the webhook response: %v", err)
-	}
-	if resp.StatusCode != http.StatusAccepted || len(answer.Runs) != 1 {
-		t.Fatalf("push of %s returned %d %q with runs %v, want 202 and one run", commit, resp.StatusCode, answer.Message, answer.Runs)
-	}
-	return answer.Runs[0]
+	return d.pushWith(t, repo, "refs/heads/main", commit, cloneURL, func(hc map[string]any) {
+		hc["message"] = message
+		hc["author"].(map[string]any)["name"] = author
+	})
 }
 
 // webPipeline is what testdata/browser/web.yml needs filled in.

@@ -499,6 +499,13 @@ func startDaemonContext(parent context.Context, t *testing.T, pipelines string, 
 // pointed at the test repository, and returns the one run it started.
 func (d *daemon) push(t *testing.T, repo, ref, commit, cloneURL string) uint64 {
 	t.Helper()
+	return d.pushWith(t, repo, ref, commit, cloneURL, nil)
+}
+
+// pushWith is push with change applied to the payload's head_commit
+// before it is signed, so a test controls the message and author shown.
+func (d *daemon) pushWith(t *testing.T, repo, ref, commit, cloneURL string, change func(headCommit map[string]any)) uint64 {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/github/push/branch-created.json")
 	if err != nil {
 		t.Fatal(err)
@@ -516,6 +523,9 @@ func (d *daemon) push(t *testing.T, repo, ref, commit, cloneURL string) uint64 {
 	r["default_branch"] = "main"
 	hc := p["head_commit"].(map[string]any)
 	hc["id"] = commit
+	if change != nil {
+		change(hc)
+	}
 	body, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
