@@ -13,7 +13,7 @@ import (
 	"github.com/quai-ci/quai/store"
 )
 
-// pullRequest is what quai needs from a pull_request payload.
+// pullRequest holds the fields quai reads from a pull_request payload.
 type pullRequest struct {
 	number int
 	action string

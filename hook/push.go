@@ -21,7 +21,7 @@ import (
 // may have more.
 const maxPushCommits = 2048
 
-// push is what quai needs from a push payload.
+// push holds the fields quai reads from a push payload.
 type push struct {
 	repo          string
 	ref           string

@@ -33,7 +33,8 @@ type placed struct {
 	replaced string
 }
 
-// credentials is what a deploy minted in Vault for its container.
+// credentials identify the Vault secret id a deploy minted for its
+// container.
 type credentials struct {
 	approle  string
 	accessor string
@@ -282,7 +283,7 @@ func (r *Runner) appContainers(ctx context.Context, app string) ([]engine.Contai
 	return all, nil
 }
 
-// waitHealthy polls url until it answers 2xx, the container exits, or
+// waitHealthy polls url until it returns 2xx, the container exits, or
 // timeout passes.
 func (r *Runner) waitHealthy(ctx context.Context, id, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -408,7 +409,7 @@ func publishFor(d *pipeline.Deploy) string {
 	return d.Publish
 }
 
-// healthURL is where quai probes the new container from the host.
+// healthURL returns the URL quai probes the new container at from the host.
 func healthURL(d *pipeline.Deploy) string {
 	hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(d.Port))
 	if d.Network != "host" {

@@ -320,8 +320,6 @@ func eventOf(run store.Run) pipeline.Event {
 			return pipeline.EventTag
 		}
 		return pipeline.EventPush
-	case "cron":
-		return pipeline.EventSchedule
 	}
 	return pipeline.Event(run.Trigger)
 }

@@ -477,8 +477,8 @@ func TestStepEventOf(t *testing.T) {
 		{TriggerPush, "refs/heads/main", pipeline.EventPush},
 		{TriggerPush, "refs/tags/v1", pipeline.EventTag},
 		{TriggerPullRequest, "refs/pull/7/head", pipeline.EventPullRequest},
-		{"cron", "refs/heads/main", pipeline.EventSchedule},
-		{"manual", "refs/heads/main", pipeline.EventManual},
+		{TriggerSchedule, "refs/heads/main", pipeline.EventSchedule},
+		{TriggerManual, "refs/heads/main", pipeline.EventManual},
 	}
 	for _, tt := range tests {
 		if got := eventOf(store.Run{Trigger: tt.trigger, Ref: tt.ref}); got != tt.want {

@@ -21,7 +21,7 @@ type Deployment struct {
 	// Replaced is the name of the container this one replaced, if any.
 	Replaced string `json:"replaced,omitempty"`
 	// Trigger is what started the deploying run: "push", "manual",
-	// "cron", "redeploy" or "rollback".
+	// "schedule", "redeploy" or "rollback".
 	Trigger string `json:"trigger,omitempty"`
 	// Slot is the HAProxy server that sends traffic to the container, and
 	// Port the loopback port the container is published on. Both are

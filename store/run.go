@@ -78,8 +78,8 @@ type Run struct {
 	ID       uint64 `json:"id"`
 	Pipeline string `json:"pipeline"`
 	Status   Status `json:"status"`
-	// Trigger says what started the run: "push", "manual", "cron",
-	// "redeploy" or "rollback".
+	// Trigger names what started the run: "push", "pull_request",
+	// "manual", "schedule", "redeploy" or "rollback".
 	Trigger string `json:"trigger"`
 	// Deployment is the deployment a redeploy or rollback run puts back in
 	// service; 0 for runs that build.
@@ -98,7 +98,7 @@ type Run struct {
 	// Ref is the full git ref, for example "refs/heads/main".
 	Ref    string `json:"ref"`
 	Commit string `json:"commit"`
-	// CloneURL is where the commit is fetched from. It never contains a
+	// CloneURL is the repository the commit is fetched from. It never contains a
 	// token: credentials are added at checkout time.
 	CloneURL string `json:"clone_url,omitempty"`
 	Message  string `json:"message,omitempty"`

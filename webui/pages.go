@@ -523,7 +523,8 @@ func (s *Server) formCancel(w http.ResponseWriter, r *http.Request) error {
 	return redirectToRun(w, r, run.ID)
 }
 
-// ContainerStates tells the dashboard how a deployed container is doing.
+// ContainerStates reports the state of deployed containers for the
+// dashboard.
 type ContainerStates interface {
 	ContainerState(ctx context.Context, id string) (string, error)
 }

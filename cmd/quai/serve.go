@@ -33,8 +33,8 @@ import (
 	"github.com/quai-ci/quai/webui"
 )
 
-// secretFileName is where a generated webhook secret is kept, inside the
-// data folder.
+// secretFileName is the file, inside the data folder, that keeps a
+// generated webhook secret.
 const secretFileName = "webhook-secret"
 
 // Files that "quai serve" keeps in the data folder, each with mode 0600.
@@ -43,7 +43,8 @@ const (
 	adminPasswordFileName = "initial-admin-password"
 )
 
-// serveConfig is what "quai serve" runs with, from flags and environment.
+// serveConfig is the configuration of "quai serve", from flags and
+// environment.
 type serveConfig struct {
 	listen         string
 	data           string
